@@ -1,0 +1,63 @@
+# omsign: two commands set everything up on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NODE_STAMP := tests/sigstore_local/node_modules/.installed
+
+.PHONY: all demo test lint typecheck fuzz bench bench-memory reliability-report clean system-deps node-deps venv
+
+all: test
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,bench]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Debian's registry (distribution 2.8) and skopeo; installed when missing and we are root.
+system-deps:
+	@need=""; \
+	command -v docker-registry >/dev/null || need="$$need docker-registry"; \
+	command -v skopeo >/dev/null || need="$$need skopeo"; \
+	if [ -n "$$need" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing$$need"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; \
+	  else echo "missing:$$need (run as root or install them; registry tests will skip)"; fi; \
+	fi
+
+$(NODE_STAMP): tests/sigstore_local/package.json
+	cd tests/sigstore_local && npm install --no-audit --no-fund --silent
+	touch $(NODE_STAMP)
+
+node-deps:
+	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory $(NODE_STAMP); else echo "npm missing: keyless tests will skip"; fi
+
+test: $(STAMP) system-deps node-deps
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(PY) -m ruff check oci_model_sign tests bench
+	$(PY) -m mypy
+
+demo: $(STAMP) system-deps
+	bash scripts/demo.sh
+
+bench: $(STAMP) system-deps
+	$(PY) bench/run.py $(BENCH_ARGS)
+
+bench-memory: $(STAMP) system-deps
+	bash bench/memory.sh
+
+fuzz: $(STAMP)
+	$(PY) -m pytest -q tests/test_fuzz.py --hypothesis-profile=fuzz
+
+reliability-report: $(STAMP) system-deps node-deps
+	$(PY) -m pytest -q -p tests.reliability_report
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""omsign: pack, push, sign and verify ML models as OCI artifacts."""

@@ -1,0 +1,186 @@
+"""The one small interface every place that holds models implements.
+
+A registry (``registry.RegistryStore``) and an on-disk OCI image layout (``layout.LayoutStore``)
+both implement ``Store``; push, pull, sign and verify never ask which one they have (the
+go-containerregistry ``remote``/``layout`` split). Everything a store returns has been checked
+against its digest; everything it accepts is addressed by digest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol, runtime_checkable
+
+from ..errors import IntegrityError
+from ..limits import Limits
+from ..reference import Reference
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"
+EMPTY_JSON = b"{}"
+EMPTY_DIGEST = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+MANIFEST_TYPES = (OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST)
+
+# Called with the number of new bytes moved; lets the CLI drive progress bars.
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """An OCI content descriptor. Field order on output follows the OCI/ggcr order."""
+
+    media_type: str
+    digest: str
+    size: int
+    annotations: dict[str, str] | None = None
+    artifact_type: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"mediaType": self.media_type, "size": self.size, "digest": self.digest}
+        if self.annotations:
+            out["annotations"] = dict(self.annotations)
+        if self.artifact_type:
+            out["artifactType"] = self.artifact_type
+        return out
+
+    @classmethod
+    def from_json(cls, value: Any, what: str = "descriptor") -> Descriptor:
+        """Parse a descriptor from untrusted JSON, refusing wrong types with a clear error."""
+        from ..reference import is_digest
+
+        if not isinstance(value, dict):
+            raise IntegrityError(f"{what} is not a JSON object")
+        media_type = value.get("mediaType")
+        digest = value.get("digest")
+        size = value.get("size")
+        if not isinstance(media_type, str) or not media_type:
+            raise IntegrityError(f"{what} has no mediaType")
+        if not isinstance(digest, str) or not is_digest(digest):
+            raise IntegrityError(f"{what} has an invalid digest {digest!r}")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise IntegrityError(f"{what} has an invalid size {size!r}")
+        annotations = value.get("annotations")
+        if annotations is not None:
+            if not isinstance(annotations, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()
+            ):
+                raise IntegrityError(f"{what} has annotations that are not string pairs")
+        artifact_type = value.get("artifactType")
+        if artifact_type is not None and not isinstance(artifact_type, str):
+            raise IntegrityError(f"{what} has a non-string artifactType")
+        return cls(media_type, digest, size, annotations or None, artifact_type)
+
+
+@dataclass(frozen=True)
+class BlobSource:
+    """Bytes to push: a file on disk (streamed, re-openable for resume) or a small buffer.
+
+    ``digest`` is None when it is not known yet: the store hashes while sending (one read of
+    the file) and returns the digest it computed. ``size`` is what the caller saw when it
+    planned; a file that grows or shrinks meanwhile raises ``InputError``.
+    """
+
+    size: int
+    path: Path | None = None
+    data: bytes | None = None
+    digest: str | None = None
+
+    def open(self) -> BinaryIO:
+        import io
+
+        if self.data is not None:
+            return io.BytesIO(self.data)
+        assert self.path is not None
+        return open(self.path, "rb")  # noqa: SIM115 - caller closes
+
+
+@dataclass(frozen=True)
+class ManifestData:
+    """Manifest bytes exactly as stored, with the digest that was checked against them."""
+
+    data: bytes
+    media_type: str
+    digest: str
+
+    @property
+    def descriptor(self) -> Descriptor:
+        return Descriptor(self.media_type, self.digest, len(self.data))
+
+
+@dataclass
+class StoreOptions:
+    """Connection settings shared by every store; layouts ignore the network ones."""
+
+    plain_http: bool | None = None  # None: automatic (loopback registries speak HTTP)
+    insecure: bool = False  # HTTPS without certificate verification
+    username: str | None = None
+    password: str | None = None
+    docker_config: Path | None = None
+    concurrency: int = 4
+    chunk_size: int = 64 * 1024 * 1024  # for chunked uploads of large blobs
+    monolithic_max: int = 32 * 1024 * 1024  # blobs up to this size go in one PUT
+    timeout: float = 60.0  # seconds without progress before a transfer is cut
+    retries: int = 5
+    max_retry_time: float = 120.0
+    limits: Limits = field(default_factory=Limits.from_env)
+
+
+@runtime_checkable
+class Store(Protocol):
+    """A repository of blobs and manifests, remote or on disk."""
+
+    ref: Reference  # the repository (tag/digest of this value are ignored)
+    limits: Limits
+
+    # -- blobs -----------------------------------------------------------------------------
+    def blob_exists(self, digest: str) -> bool:
+        """True if the blob is present (HEAD); never downloads it."""
+
+    def push_blob(self, source: BlobSource, progress: Progress | None = None) -> Descriptor:
+        """Store a blob, hashing while sending when ``source.digest`` is None.
+
+        Returns a descriptor with media type ``application/octet-stream`` (callers set the real
+        one). Skips the transfer when the digest is known and the blob exists. Resumes after a
+        dropped connection. Raises ``InputError`` if the file changed size while being read.
+        """
+
+    def mount_blob(self, digest: str, from_repository: str) -> bool:
+        """Cross-repository mount; False if the store could not mount (caller then pushes)."""
+
+    def fetch_blob(self, desc: Descriptor, out: BinaryIO, progress: Progress | None = None) -> None:
+        """Stream a blob into ``out``, verifying digest and size; resumes with ``Range``.
+
+        Raises IntegrityError on any mismatch (``out`` then holds garbage; callers write to a
+        temporary file). Never writes more than ``desc.size`` bytes.
+        """
+
+    def read_blob(self, desc: Descriptor, max_bytes: int) -> bytes:
+        """A small blob (config, bundle) in memory, verified, refused above ``max_bytes``."""
+
+    # -- manifests -------------------------------------------------------------------------
+    def resolve(self, identifier: str) -> Descriptor:
+        """Tag or digest -> descriptor of the manifest (media type, digest, size)."""
+
+    def get_manifest(self, identifier: str) -> ManifestData:
+        """Manifest bytes by tag or digest; by digest the bytes are checked against it."""
+
+    def put_manifest(self, data: bytes, media_type: str, tag: str | None = None) -> str:
+        """Store manifest bytes exactly as given (by digest, and under ``tag`` if given).
+
+        Returns the digest of ``data``. Does not maintain referrers: see ``referrers.attach``.
+        """
+
+    def delete_manifest(self, digest: str) -> None:
+        """Remove a manifest by digest (used to clean up; may be unsupported -> RegistryError)."""
+
+    def list_tags(self) -> list[str]:
+        """All tags of the repository (pagination followed), sorted."""
+
+    # -- referrers -------------------------------------------------------------------------
+    def referrers_api(self, digest: str) -> list[Descriptor] | None:
+        """Referrers from the store's native API, or None if it has none (-> fallback tag)."""
