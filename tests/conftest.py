@@ -1,0 +1,66 @@
+"""Shared fixtures: real registries (plain and htpasswd), paths to testdata and ../shared."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests import registry_server
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTDATA = ROOT / "testdata"
+SHARED = ROOT.parent / "shared"
+INTEROP = SHARED / "interop"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads the developer's ~/.docker or omsign caches."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("DOCKER_CONFIG", str(home / ".docker"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    monkeypatch.delenv("OMSIGN_PASSWORD", raising=False)
+    monkeypatch.delenv("COSIGN_PASSWORD", raising=False)
+
+
+def _start(auth: bool) -> registry_server.RegistryServer:
+    if not registry_server.available():
+        if os.environ.get("CI"):
+            pytest.fail("docker-registry is missing in CI: `make test` should have installed it")
+        pytest.skip("docker-registry not installed")
+    return registry_server.start(auth=auth)
+
+
+@pytest.fixture(scope="session")
+def registry() -> Iterator[registry_server.RegistryServer]:
+    """A plain-HTTP registry on 127.0.0.1 with no auth, shared by the session."""
+    server = _start(auth=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def auth_registry() -> Iterator[registry_server.RegistryServer]:
+    """A registry demanding Basic credentials (``server.username``/``server.password``)."""
+    server = _start(auth=True)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def repo(registry: registry_server.RegistryServer) -> str:
+    """A fresh repository name on the shared registry: ``127.0.0.1:PORT/test/<uuid>``."""
+    return f"{registry.host}/test/{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def interop() -> Path:
+    """``../shared/interop``; tests using it skip cleanly when it is absent."""
+    if not INTEROP.is_dir():
+        pytest.skip("../shared/interop is not present")
+    return INTEROP
