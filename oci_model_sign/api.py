@@ -1,0 +1,317 @@
+"""The Python API: what the CLI does, as functions with typed results.
+
+Model hubs and ML frameworks call these; the CLI is a thin layer over them. Nothing here
+prints or exits: failures are ``errors.OmsignError`` subclasses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError, UsageError, VerificationError
+from .progress import Reporter
+from .reference import Reference, parse_reference
+from .store import open_store
+from .store.base import Descriptor, Store, StoreOptions
+from .transfer import PullResult, PushResult, pull_model, push_model, read_model
+
+MODEL_SIG_NAME = "model.sig"
+
+
+def _ref(ref: str | Reference) -> Reference:
+    return parse_reference(ref) if isinstance(ref, str) else ref
+
+
+def push(
+    model_dir: str | Path,
+    ref: str | Reference,
+    *,
+    options: StoreOptions | None = None,
+    pack_options: Any = None,
+    use_cache: bool = True,
+    reporter: Reporter | None = None,
+) -> PushResult:
+    """Pack a model folder (one layer per file, ModelPack) and push it to a registry or layout."""
+    from .model.digestcache import DigestCache
+    from .model.pack import PackOptions
+
+    reference = _ref(ref)
+    options = options or StoreOptions()
+    store = open_store(reference, options, create=True)
+    try:
+        return push_model(
+            Path(model_dir),
+            reference,
+            store,
+            pack=pack_options or PackOptions(),
+            cache=DigestCache() if use_cache else None,
+            concurrency=options.concurrency,
+            reporter=reporter,
+        )
+    finally:
+        _close(store)
+
+
+def _close(store: Store) -> None:
+    close = getattr(store, "close", None)
+    if callable(close):
+        close()
+
+
+@dataclass
+class InspectResult:
+    reference: str
+    digest: str
+    media_type: str
+    artifact_type: str | None
+    size: int
+    files: list[dict[str, Any]] = field(default_factory=list)
+    referrers: list[dict[str, Any]] = field(default_factory=list)
+    legacy_signatures: int = 0
+    annotations: dict[str, str] = field(default_factory=dict)
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "reference": self.reference,
+            "digest": self.digest,
+            "mediaType": self.media_type,
+            "artifactType": self.artifact_type,
+            "size": self.size,
+            "annotations": self.annotations,
+            "files": self.files,
+            "referrers": self.referrers,
+            "legacySignatures": self.legacy_signatures,
+            "manifest": self.manifest,
+        }
+
+
+def inspect(ref: str | Reference, *, options: StoreOptions | None = None) -> InspectResult:
+    """Manifest, files, sizes, media types and referrers of a model, without downloading it."""
+    import json
+
+    from .errors import NotFoundError
+    from .reference import legacy_signature_tag
+    from .signing.attach import read_legacy_layers
+    from .store.referrers import list_referrers
+
+    reference = _ref(ref)
+    store = open_store(reference, options or StoreOptions())
+    try:
+        desc = store.resolve(reference.identifier)
+        manifest, model = read_model(store, desc.digest)
+        value = json.loads(manifest.data)
+        files = [
+            {
+                "path": e.path,
+                "digest": e.descriptor.digest,
+                "size": e.descriptor.size,
+                "mediaType": e.descriptor.media_type,
+                "kind": e.kind,
+            }
+            for e in model.files
+        ]
+        referrers = [
+            {
+                "digest": r.digest,
+                "artifactType": r.artifact_type,
+                "size": r.size,
+                "annotations": r.annotations or {},
+            }
+            for r in list_referrers(store, desc.digest)
+        ]
+        try:
+            legacy = len(read_legacy_layers(store, desc.digest))
+        except NotFoundError:
+            legacy = 0
+        _ = legacy_signature_tag
+        return InspectResult(
+            reference=str(reference.pinned(desc.digest)),
+            digest=desc.digest,
+            media_type=manifest.media_type,
+            artifact_type=value.get("artifactType"),
+            size=len(manifest.data),
+            files=files,
+            referrers=referrers,
+            legacy_signatures=legacy,
+            annotations=value.get("annotations") or {},
+            manifest=value,
+        )
+    finally:
+        _close(store)
+
+
+def pull(
+    ref: str | Reference,
+    dest: str | Path,
+    *,
+    policy: Any = None,
+    include: list[str] | None = None,
+    options: StoreOptions | None = None,
+    write_model_sig: bool = True,
+    reporter: Reporter | None = None,
+) -> PullResult:
+    """Pull a model into ``dest``; with a ``policy``, verify the signature before any layer.
+
+    The tag is resolved once; everything after uses that digest, so a tag moved between
+    verification and download cannot swap the model.
+    """
+    from .verify.discover import discover
+
+    reference = _ref(ref)
+    options = options or StoreOptions()
+    store = open_store(reference, options)
+    try:
+        desc = store.resolve(reference.identifier)
+        manifest, model = read_model(store, desc.digest)
+        verification = None
+        extra: dict[str, bytes] = {}
+        if policy is not None:
+            found = discover(store, manifest.descriptor, policy, layer_digests=model.layer_digests())
+            verification = found.result
+            verification.raise_if_failed()
+            if write_model_sig and found.model_signing_bundle is not None:
+                if any(e.path == MODEL_SIG_NAME for e in model.files):
+                    raise InputError(f"the model already contains a file named {MODEL_SIG_NAME}")
+                extra[MODEL_SIG_NAME] = found.model_signing_bundle
+        result = pull_model(
+            store,
+            reference,
+            manifest,
+            model,
+            Path(dest),
+            include=include,
+            concurrency=options.concurrency,
+            reporter=reporter,
+            extra_files=extra,
+        )
+        result.verification = verification
+        return result
+    finally:
+        _close(store)
+
+
+@dataclass
+class SignResult:
+    reference: str
+    digest: str
+    signatures: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "reference": self.reference,
+            "digest": self.digest,
+            "signatures": self.signatures,
+            "notes": self.notes,
+        }
+
+
+def sign(
+    ref: str | Reference,
+    signer: Any,
+    *,
+    options: StoreOptions | None = None,
+    annotations: dict[str, str] | None = None,
+    format: str = "bundle",
+    model_signing_bundle: bool = True,
+    output_bundle: str | Path | None = None,
+) -> SignResult:
+    """Sign a model's manifest digest and attach the signature(s) to it.
+
+    Signing never downloads or re-hashes the model: the cosign statement names the manifest
+    digest, and the model-signing statement is built from the layer digests in the manifest.
+    """
+    from .signing.attach import (
+        COSIGN_SIGN_PREDICATE,
+        MODEL_SIGNING_PREDICATE,
+        attach_bundle,
+        attach_legacy,
+    )
+    from .signing.attach import (
+        SIG_ANNOTATION as _SIG,
+    )
+    from .signing.modelsig import model_signing_statement
+    from .signing.statements import cosign_sign_statement, simple_signing_payload
+
+    if format not in ("bundle", "legacy", "both"):
+        raise UsageError(f"unknown signature format {format!r}: use bundle, legacy or both")
+    reference = _ref(ref)
+    annotations = dict(annotations or {})
+    store = open_store(reference, options or StoreOptions())
+    try:
+        desc = store.resolve(reference.identifier)
+        manifest, model = read_model(store, desc.digest)
+        subject = manifest.descriptor
+        result = SignResult(reference=str(reference.pinned(desc.digest)), digest=desc.digest)
+        if format in ("bundle", "both"):
+            statement = cosign_sign_statement(desc.digest, annotations)
+            bundle = signer.sign_dsse(statement)
+            digest = attach_bundle(store, subject, bundle, COSIGN_SIGN_PREDICATE)
+            result.signatures.append({"format": "bundle", "predicateType": COSIGN_SIGN_PREDICATE, "referrer": digest})
+            if output_bundle is not None:
+                Path(output_bundle).write_bytes(bundle)
+        if format in ("legacy", "both"):
+            payload = simple_signing_payload(reference.repo_name, desc.digest, annotations)
+            legacy = signer.sign_simple(payload)
+            layer_annotations = legacy.annotations()
+            digest = attach_legacy(store, desc.digest, payload, layer_annotations)
+            result.signatures.append({"format": "legacy", "tag": digest, "signature": layer_annotations[_SIG][:16] + "…"})
+        if model_signing_bundle:
+            files = model.raw_files()
+            if files is None:
+                result.notes.append(
+                    "no model-signing bundle: the model has tar layers, whose files' digests the "
+                    "manifest does not list"
+                )
+            else:
+                name = reference.repository.rsplit("/", 1)[-1]
+                statement = model_signing_statement(name, files)
+                bundle = signer.sign_dsse(statement, for_model_signing=True)
+                digest = attach_bundle(store, subject, bundle, MODEL_SIGNING_PREDICATE)
+                result.signatures.append(
+                    {"format": "model-signing", "predicateType": MODEL_SIGNING_PREDICATE, "referrer": digest}
+                )
+        return result
+    finally:
+        _close(store)
+
+
+def verify(ref: str | Reference, policy: Any, *, options: StoreOptions | None = None) -> Any:
+    """Check the signatures of a model against ``policy``; returns a ``VerificationResult``.
+
+    Never raises on a failed verification: callers look at ``result.ok`` (or call
+    ``result.raise_if_failed()``).
+    """
+    from .verify.discover import discover
+
+    if policy is None:
+        raise UsageError("no policy, no verification", hint="pass --key or --certificate-identity/--certificate-oidc-issuer")
+    reference = _ref(ref)
+    store = open_store(reference, options or StoreOptions())
+    try:
+        desc = store.resolve(reference.identifier)
+        manifest, model = read_model(store, desc.digest)
+        return discover(store, manifest.descriptor, policy, layer_digests=model.layer_digests()).result
+    finally:
+        _close(store)
+
+
+def subject_descriptor(store: Store, identifier: str) -> Descriptor:
+    return store.resolve(identifier)
+
+
+__all__ = [
+    "InspectResult",
+    "PullResult",
+    "PushResult",
+    "SignResult",
+    "VerificationError",
+    "inspect",
+    "pull",
+    "push",
+    "sign",
+    "verify",
+]

@@ -1,0 +1,98 @@
+"""Progress reporting: rich bars on a terminal, nothing on a pipe.
+
+The transfer engine only calls a ``Reporter``; it never knows whether a human is watching.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+Progress = Callable[[int], None]
+
+
+class Reporter(Protocol):
+    def task(self, description: str, total: int) -> Progress:
+        """Start a task; the returned callable is fed byte counts as they move."""
+
+    def done(self, progress: Progress) -> None:
+        """Mark a task finished (its bar disappears or completes)."""
+
+    def close(self) -> None: ...
+
+
+class NullReporter:
+    """Used on pipes, in CI logs and from the Python API: silent and free."""
+
+    def task(self, description: str, total: int) -> Progress:
+        return _noop
+
+    def done(self, progress: Progress) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def _noop(_: int) -> None:
+    return None
+
+
+class RichReporter:
+    """One bar per file plus a total, with bytes, rate and ETA (rich)."""
+
+    def __init__(self, total_bytes: int, label: str) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self._lock = threading.Lock()
+        self._progress = Progress(
+            TextColumn("{task.description}", justify="left"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            transient=True,
+            console=Console(stderr=True),
+        )
+        self._progress.start()
+        self._total = self._progress.add_task(label, total=total_bytes)
+        self._tasks: dict[int, int] = {}
+
+    def task(self, description: str, total: int) -> Progress:
+        with self._lock:
+            task_id = self._progress.add_task(f"  {description}", total=total)
+
+        def advance(n: int) -> None:
+            self._progress.update(task_id, advance=n)
+            self._progress.update(self._total, advance=n)
+
+        self._tasks[id(advance)] = task_id
+        return advance
+
+    def done(self, progress: Progress) -> None:
+        task_id = self._tasks.pop(id(progress), None)
+        if task_id is not None:
+            with self._lock:
+                self._progress.remove_task(task_id)
+
+    def close(self) -> None:
+        self._progress.stop()
+
+
+def make_reporter(enabled: bool | None, total_bytes: int, label: str) -> Reporter:
+    """Bars when ``enabled`` (None: only when stderr is a terminal)."""
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled:
+        return NullReporter()
+    return RichReporter(total_bytes, label)

@@ -1,0 +1,128 @@
+"""Find every signature of a manifest digest in a store and check each against a policy.
+
+Candidates come from the referrers API, the ``sha256-<hex>`` fallback index and cosign's
+legacy ``.sig`` tag. Each is checked on its own; one that is garbage never stops the others.
+Success needs a signature over the *manifest digest* (cosign bundle or legacy): a
+model-signing bundle signs the files, not the manifest, so it is checked and reported (and
+kept for ``model.sig``) but does not by itself admit a model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import IntegrityError, LimitError, NotFoundError, OmsignError
+from ..limits import load_json
+from ..reference import legacy_signature_tag
+from ..signing.attach import (
+    ANNOTATION_PREDICATE,
+    BUNDLE_MEDIA_PREFIX,
+    MODEL_SIGNING_PREDICATE,
+    SIMPLE_SIGNING_MEDIA_TYPE,
+)
+from ..store.base import Descriptor, Store
+from ..store.referrers import list_referrers
+from .bundle import verify_bundle, verify_model_signing_bundle
+from .legacy import verify_simple_signing
+from .policy import Policy
+from .result import CandidateResult, VerificationResult
+
+
+@dataclass
+class Discovery:
+    """The verdict plus the model-signing bundle that verified, for ``model.sig``."""
+
+    result: VerificationResult
+    model_signing_bundle: bytes | None = None
+
+
+def _bundle_layer(store: Store, desc: Descriptor) -> tuple[Descriptor, dict[str, str]] | None:
+    """The single bundle layer of a referrer manifest, or None when it is something else."""
+    data = store.get_manifest(desc.digest).data
+    value = load_json(
+        data, max_bytes=store.limits.manifest_bytes, depth=store.limits.json_depth, what="referrer manifest"
+    )
+    if not isinstance(value, dict):
+        raise IntegrityError("referrer manifest is not a JSON object")
+    layers = value.get("layers")
+    if not isinstance(layers, list) or len(layers) != 1:
+        return None
+    layer = Descriptor.from_json(layers[0], what="referrer layer")
+    if not layer.media_type.startswith(BUNDLE_MEDIA_PREFIX):
+        return None
+    annotations = value.get("annotations")
+    return layer, annotations if isinstance(annotations, dict) else {}
+
+
+def discover(
+    store: Store,
+    subject: Descriptor,
+    policy: Policy,
+    *,
+    layer_digests: dict[str, str] | None = None,
+) -> Discovery:
+    """Check every signature of ``subject`` (a manifest) against ``policy``."""
+    limits = store.limits
+    candidates: list[CandidateResult] = []
+    model_sig: bytes | None = None
+    for ref_desc in list_referrers(store, subject.digest):
+        source = f"referrer {ref_desc.digest}"
+        try:
+            found = _bundle_layer(store, ref_desc)
+            if found is None:
+                continue  # another kind of referrer (SBOM, model card...): not a signature
+            layer, annotations = found
+            bundle = store.read_blob(layer, limits.bundle_bytes)
+            if annotations.get(ANNOTATION_PREDICATE) == MODEL_SIGNING_PREDICATE:
+                result, _ = verify_model_signing_bundle(
+                    bundle, policy, layer_digests=layer_digests, source=source
+                )
+                candidates.append(result)
+                if result.ok and model_sig is None:
+                    model_sig = bundle
+                continue
+            candidates.append(verify_bundle(bundle, subject.digest, policy, source=source))
+        except (IntegrityError, LimitError, NotFoundError) as exc:
+            candidates.append(CandidateResult(source=source, ok=False, reason=exc.one_line()))
+    # cosign reads the legacy tag only when no bundle exists; omsign reads both so that a
+    # model signed with --format legacy verifies, and reports which one satisfied the policy.
+    tag = legacy_signature_tag(subject.digest)
+    try:
+        sig_manifest = store.get_manifest(tag).data
+    except NotFoundError:
+        sig_manifest = None
+    if sig_manifest is not None:
+        candidates.extend(_legacy_candidates(store, sig_manifest, subject, policy, tag))
+    accepted = next((c for c in candidates if c.ok and c.kind != "model-signing-bundle"), None)
+    result = VerificationResult(
+        subject_digest=subject.digest, ok=accepted is not None, accepted=accepted, candidates=candidates
+    )
+    return Discovery(result=result, model_signing_bundle=model_sig)
+
+
+def _legacy_candidates(
+    store: Store, data: bytes, subject: Descriptor, policy: Policy, tag: str
+) -> list[CandidateResult]:
+    limits = store.limits
+    out: list[CandidateResult] = []
+    try:
+        value = load_json(data, max_bytes=limits.manifest_bytes, depth=limits.json_depth, what=f"{tag} manifest")
+        layers = value.get("layers") if isinstance(value, dict) else None
+        if not isinstance(layers, list):
+            raise IntegrityError(f"{tag} is not an image manifest")
+        if len(layers) > limits.referrers:
+            raise LimitError(f"{tag} holds {len(layers)} signatures, over the limit of {limits.referrers}")
+    except (IntegrityError, LimitError) as exc:
+        return [CandidateResult(source=tag, ok=False, reason=exc.one_line())]
+    for i, raw in enumerate(layers):
+        source = f"{tag} layer {i}"
+        try:
+            layer = Descriptor.from_json(raw, what=source)
+            if layer.media_type != SIMPLE_SIGNING_MEDIA_TYPE:
+                out.append(CandidateResult(source=source, ok=False, reason=f"not a signature ({layer.media_type})"))
+                continue
+            payload = store.read_blob(layer, limits.signature_payload_bytes)
+            out.append(verify_simple_signing(payload, dict(layer.annotations or {}), subject.digest, policy, source=source))
+        except OmsignError as exc:
+            out.append(CandidateResult(source=source, ok=False, reason=exc.one_line()))
+    return out
