@@ -45,7 +45,7 @@ lint: $(STAMP)
 	$(PY) -m mypy
 
 demo: $(STAMP) system-deps
-	bash scripts/demo.sh
+	$(PY) scripts/demo.py
 
 bench: $(STAMP) system-deps
 	$(PY) bench/run.py $(BENCH_ARGS)

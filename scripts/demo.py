@@ -1,0 +1,128 @@
+"""`make demo`: the main job end to end, narrated.
+
+push -> inspect -> pull -> compare; then generate a key pair, push --sign, pull --verify, tamper
+with one blob in the registry's storage and watch `pull --verify` refuse it. Uses a throwaway
+local registry (Debian's docker-registry) or, when none is installed, the on-disk layout store.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+OMSIGN = [str(Path(sys.executable).with_name("omsign"))]
+MODEL = ROOT / "testdata" / "tiny-model"
+
+
+def step(text: str) -> None:
+    print(f"\n\033[1m==> {text}\033[0m", flush=True)
+
+
+def run(*args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    print("$ omsign " + " ".join(args), flush=True)
+    proc = subprocess.run([*OMSIGN, *args], text=True, capture_output=True, env=env)
+    if proc.stdout:
+        print(proc.stdout.rstrip())
+    if proc.stderr:
+        print(proc.stderr.rstrip())
+    if check and proc.returncode != 0:
+        print(f"demo failed: omsign exited with {proc.returncode}", file=sys.stderr)
+        sys.exit(1)
+    return proc
+
+
+def same_tree(a: Path, b: Path, ignore: tuple[str, ...] = ()) -> bool:
+    cmp = filecmp.dircmp(a, b, ignore=list(ignore))
+    if cmp.left_only or cmp.right_only or cmp.funny_files:
+        return False
+    _, mismatch, errors = filecmp.cmpfiles(a, b, cmp.common_files, shallow=False)
+    if mismatch or errors:
+        return False
+    return all(same_tree(a / d, b / d, ignore) for d in cmp.common_dirs)
+
+
+def main() -> int:
+    from tests import registry_server
+
+    work = Path(tempfile.mkdtemp(prefix="omsign-demo-"))
+    server = None
+    try:
+        if registry_server.available():
+            server = registry_server.start()
+            base = f"{server.host}/demo/tiny-model"
+            step(f"started a throwaway registry at {server.url}")
+        else:
+            base = f"oci:{work / 'store'}"
+            step("docker-registry is not installed: running the same flow on the on-disk layout store")
+        ref = f"{base}:v1"
+
+        step("push the model folder (one layer per file, CNCF ModelPack media types)")
+        run("push", str(MODEL), ref, "--no-progress")
+        step("push again: every blob is already there, nothing is uploaded")
+        run("push", str(MODEL), ref, "--no-progress")
+        step("inspect it (no download)")
+        run("inspect", ref)
+        step("pull it into a new folder; every layer is checked against its digest")
+        dest = work / "pulled"
+        run("pull", ref, str(dest), "--no-progress")
+        ok = same_tree(MODEL, dest)
+        print(f"pulled files identical to testdata/tiny-model: {ok}")
+        if not ok:
+            return 1
+
+        step("generate a cosign-format key pair")
+        env = dict(os.environ, COSIGN_PASSWORD="demo-password")
+        keys = work / "keys"
+        keys.mkdir()
+        run("generate-key-pair", "--dir", str(keys), env=env)
+        step("push and sign (cosign bundle + model-signing bundle, attached as OCI referrers)")
+        signed_ref = f"{base}:signed"
+        run("push", str(MODEL), signed_ref, "--no-progress", "--sign", "--key", str(keys / "cosign.key"), env=env)
+        step("verify the signature against the public key")
+        run("verify", signed_ref, "--key", str(keys / "cosign.pub"), "--insecure-ignore-tlog")
+        step("pull --verify: signature first, then every layer, then files move into place")
+        verified = work / "verified"
+        run("pull", signed_ref, str(verified), "--verify", "--key", str(keys / "cosign.pub"), "--insecure-ignore-tlog", "--no-progress")
+        print(f"model.sig written for model_signing: {(verified / 'model.sig').exists()}")
+
+        step("tamper with one weight blob in the registry's storage")
+        inspect = run("inspect", signed_ref, "--json")
+        import json
+
+        files = json.loads(inspect.stdout)["files"]
+        victim = next(f for f in files if f["path"].endswith(".safetensors"))
+        if server is not None:
+            blob = server.blob_path(victim["digest"])
+        else:
+            blob = work / "store" / "blobs" / "sha256" / victim["digest"].split(":", 1)[1]
+        data = bytearray(blob.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        blob.write_bytes(bytes(data))
+        print(f"flipped one byte of {victim['path']} ({victim['digest'][:19]}…)")
+        step("pull --verify refuses the tampered model and leaves the destination untouched")
+        refused = work / "refused"
+        proc = run(
+            "pull", signed_ref, str(refused), "--verify", "--key", str(keys / "cosign.pub"),
+            "--insecure-ignore-tlog", "--no-progress", check=False,
+        )
+        untouched = not refused.exists() or not any(refused.iterdir())
+        print(f"exit code {proc.returncode} (7 = integrity error); destination untouched: {untouched}")
+        if proc.returncode == 0 or not untouched:
+            return 1
+        step("demo complete")
+        return 0
+    finally:
+        if server is not None:
+            server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
