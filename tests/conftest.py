@@ -64,3 +64,7 @@ def interop() -> Path:
     if not INTEROP.is_dir():
         pytest.skip("../shared/interop is not present")
     return INTEROP
+
+
+# Offline keyless Sigstore (npm @sigstore/mock via node): the `sigstore_local` fixture.
+from tests.sigstore_local.fixture import sigstore_local  # noqa: E402, F401
