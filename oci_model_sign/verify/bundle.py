@@ -1,0 +1,459 @@
+"""Verify one Sigstore bundle (cosign v3 image signature/attestation, or a model_signing
+``model.sig``) against a policy, offline.
+
+Everything read from the bundle is hostile until proven otherwise: it is size/depth bounded,
+parsed strictly (unknown fields rejected, as cosign's ``protojson`` does), and any failure
+becomes a clean ``CandidateResult`` reason — one candidate's garbage never stops the others.
+
+Key and certificate-chain bundles are checked here with ``cryptography`` (sigstore-python's
+``Bundle`` insists on a Fulcio certificate); keyless bundles go through sigstore-python's
+``Verifier.verify_dsse`` (chain to Fulcio at the tlog/TSA time, SCT, inclusion proof, SET).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import PurePosixPath
+from typing import Any
+
+from cryptography import x509
+
+from ..errors import OmsignError
+from ..limits import default_limits, load_json
+from .policy import (
+    TLOG_HINT,
+    AnyPolicy,
+    CandidateRejected,
+    CertificateChainPolicy,
+    IdentityPolicy,
+    KeyPolicy,
+    PublicKey,
+    RekorEntry,
+    check_claim_annotations,
+    check_rekor_body,
+    describe_certificate,
+    signature_is_valid,
+    verify_chain,
+    verify_set,
+)
+from .result import CandidateKind, CandidateResult
+
+BUNDLE_V03_MEDIA_TYPES = (
+    "application/vnd.dev.sigstore.bundle.v0.3+json",
+    "application/vnd.dev.sigstore.bundle+json;version=0.3",
+)
+INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
+INTOTO_STATEMENT_TYPES = ("https://in-toto.io/Statement/v0.1", "https://in-toto.io/Statement/v1")
+MODEL_SIGNING_PREDICATE = "https://model_signing/signature/v1.0"
+MODEL_SIGNING_PREDICATE_COMPAT = "https://model_signing/Digests/v0.1"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_HEX = re.compile(r"[0-9a-f]+")
+
+
+def pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE v1 pre-authentication encoding: what the signature actually covers."""
+    t = payload_type.encode()
+    return b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
+
+
+@dataclass
+class VerifiedEnvelope:
+    """A bundle whose DSSE signature satisfied the policy; the statement is not yet checked."""
+
+    statement: dict[str, Any]
+    signer: str
+    integrated_time: int | None = None
+
+
+@dataclass
+class ModelSignature:
+    """A verified model_signing ``model.sig``: what the signer vouched for."""
+
+    result: CandidateResult
+    root_digest: str
+    resources: dict[str, str]  # relative POSIX path -> "<hash_type>:<hex>"
+    hash_type: str
+    ignore_paths: list[str] = field(default_factory=list)
+    allow_symlinks: bool = False
+
+
+# --------------------------------------------------------------------------------------------
+# Envelope + signature
+# --------------------------------------------------------------------------------------------
+
+
+def _parse_bundle(bundle_bytes: bytes) -> Any:
+    from sigstore_models.bundle.v1 import Bundle as BundleModel
+
+    limits = default_limits()
+    try:
+        doc = load_json(bundle_bytes, max_bytes=limits.bundle_bytes, depth=limits.json_depth, what="bundle")
+    except OmsignError as exc:
+        raise CandidateRejected(exc.message) from exc
+    if not isinstance(doc, dict):
+        raise CandidateRejected("bundle is not a JSON object")
+    media_type = doc.get("mediaType")
+    if media_type not in BUNDLE_V03_MEDIA_TYPES:
+        if isinstance(media_type, str) and media_type.startswith("application/vnd.dev.sigstore.bundle"):
+            raise CandidateRejected(f"bundle format {media_type} is too old: v0.3 is required (as cosign requires)")
+        raise CandidateRejected(f"not a Sigstore bundle (mediaType {str(media_type)[:80]!r})")
+    try:
+        return BundleModel.from_json(bundle_bytes)
+    except ValueError as exc:
+        first = str(exc).splitlines()
+        detail = "; ".join(line.strip() for line in first[1:3]) if len(first) > 1 else str(exc)
+        raise CandidateRejected(f"malformed bundle: {detail}") from exc
+
+
+def _envelope(inner: Any) -> tuple[str, bytes, bytes]:
+    env = inner.dsse_envelope
+    if env is None:
+        raise CandidateRejected("bundle does not contain a DSSE envelope (message signatures are not image signatures)")
+    if env.payload_type != INTOTO_PAYLOAD_TYPE:
+        raise CandidateRejected(f"DSSE payloadType is {env.payload_type!r}, expected {INTOTO_PAYLOAD_TYPE}")
+    if len(env.signatures) != 1:
+        raise CandidateRejected(f"DSSE envelope has {len(env.signatures)} signatures, exactly one is required")
+    sig = bytes(env.signatures[0].sig)
+    if not sig:
+        raise CandidateRejected("DSSE signature is empty")
+    return env.payload_type, bytes(env.payload), sig
+
+
+def _tlog_time(
+    inner: Any, root: Any, payload: bytes, signature: bytes, verifier: PublicKey
+) -> int:
+    """Verify the bundle's tlog entry against the trust root; return its integrated time.
+
+    Requires a SET (inclusion promise) signed by a trusted Rekor key, checks the inclusion
+    proof and checkpoint when present (sigstore-python's code), and that the entry body
+    records this payload hash and this signature by this key.
+    """
+    entries = list(inner.verification_material.tlog_entries or [])
+    if not entries:
+        raise CandidateRejected(f"bundle has no transparency log entry: {TLOG_HINT}")
+    payload_sha = hashlib.sha256(payload).hexdigest()
+    reasons: list[str] = []
+    for entry in entries:
+        try:
+            if entry.inclusion_promise is None or not entry.integrated_time:
+                raise CandidateRejected(
+                    "transparency log entry has no SET (inclusion promise); Rekor v2 entries are not supported for key signatures"
+                )
+            rekor = RekorEntry(
+                body=bytes(entry.canonicalized_body),
+                integrated_time=int(entry.integrated_time),
+                log_id_hex=bytes(entry.log_id.key_id).hex(),
+                log_index=int(entry.log_index),
+                signed_entry_timestamp=bytes(entry.inclusion_promise.signed_entry_timestamp),
+            )
+            verify_set(rekor, root)
+            if entry.inclusion_proof is not None and entry.inclusion_proof.checkpoint is not None:
+                _check_inclusion_proof(entry, root)
+            check_rekor_body(rekor.body, payload_sha256=payload_sha, signature=signature, verifier=verifier)
+            return rekor.integrated_time
+        except CandidateRejected as exc:
+            reasons.append(str(exc))
+    raise CandidateRejected(reasons[-1] if len(reasons) == 1 else "; ".join(reasons))
+
+
+def _check_inclusion_proof(entry: Any, root: Any) -> None:
+    from sigstore._internal.merkle import verify_merkle_inclusion
+    from sigstore._internal.rekor.checkpoint import verify_checkpoint
+    from sigstore._internal.trust import KeyringPurpose
+    from sigstore.models import TransparencyLogEntry
+
+    try:
+        tle = TransparencyLogEntry(entry)
+        verify_merkle_inclusion(tle)
+        verify_checkpoint(root.rekor_keyring(KeyringPurpose.VERIFY), tle)
+    except Exception as exc:  # sigstore raises several types; all mean "proof does not hold"
+        raise CandidateRejected(f"transparency log inclusion proof does not verify: {exc}") from exc
+
+
+def _verify_key(inner: Any, policy: KeyPolicy) -> tuple[bytes, str, int | None]:
+    vm = inner.verification_material
+    if vm.certificate is not None or vm.x509_certificate_chain is not None:
+        raise CandidateRejected("expected key signature, not certificate")
+    payload_type, payload, sig = _envelope(inner)
+    key = policy.key()
+    if not signature_is_valid(key, sig, pae(payload_type, payload)):
+        raise CandidateRejected("DSSE signature does not verify with the given public key")
+    when = None if policy.ignore_tlog else _tlog_time(inner, policy.root(), payload, sig, key)
+    return payload, policy.fingerprint(), when
+
+
+def _verify_identity(bundle_bytes: bytes, policy: IdentityPolicy) -> tuple[bytes, str, int | None]:
+    from sigstore.errors import Error as SigstoreError
+    from sigstore.models import Bundle
+    from sigstore.verify import Verifier
+
+    try:
+        bundle = Bundle.from_json(bundle_bytes)
+    except SigstoreError as exc:
+        raise CandidateRejected(f"keyless bundle is unusable: {exc}") from exc
+    except ValueError as exc:
+        raise CandidateRejected(f"keyless bundle is unusable: {str(exc).splitlines()[0]}") from exc
+    try:
+        verifier = Verifier(trusted_root=policy.root())
+        _, payload = verifier.verify_dsse(bundle, policy.matcher())
+    except SigstoreError as exc:
+        raise CandidateRejected(f"keyless verification failed: {exc}") from exc
+    except (ValueError, TypeError, x509.ExtensionNotFound) as exc:
+        raise CandidateRejected(f"keyless verification failed: {exc}") from exc
+    when = bundle.log_entry._inner.integrated_time
+    return bytes(payload), describe_certificate(bundle.signing_certificate), when
+
+
+def _bundle_certificates(inner: Any) -> tuple[x509.Certificate, list[x509.Certificate]]:
+    vm = inner.verification_material
+    ders: list[bytes]
+    if vm.certificate is not None:
+        ders = [bytes(vm.certificate.raw_bytes)]
+    elif vm.x509_certificate_chain is not None and vm.x509_certificate_chain.certificates:
+        ders = [bytes(c.raw_bytes) for c in vm.x509_certificate_chain.certificates]
+    else:
+        raise CandidateRejected("expected a certificate in the bundle, found a public key")
+    try:
+        certs = [x509.load_der_x509_certificate(d) for d in ders]
+    except ValueError as exc:
+        raise CandidateRejected("bundle certificate is not valid DER") from exc
+    return certs[0], certs[1:]
+
+
+def _verify_cert_chain(inner: Any, policy: CertificateChainPolicy) -> tuple[bytes, str, int | None]:
+    payload_type, payload, sig = _envelope(inner)
+    leaf, extra = _bundle_certificates(inner)
+    key: Any = leaf.public_key()
+    when: int | None = None
+    if not policy.ignore_tlog:
+        when = _tlog_time(inner, policy.root(), payload, sig, key)
+    at = datetime.fromtimestamp(when, tz=timezone.utc) if when else datetime.now(timezone.utc)
+    verify_chain(leaf, extra + policy.intermediates(), policy.roots(), at)
+    policy.matcher().check(leaf)
+    if not signature_is_valid(key, sig, pae(payload_type, payload)):
+        raise CandidateRejected("DSSE signature does not verify with the certificate's key")
+    return payload, describe_certificate(leaf), when
+
+
+def verify_envelope(bundle_bytes: bytes, policy: AnyPolicy) -> VerifiedEnvelope:
+    """Parse the bundle and verify its DSSE signature (and tlog) against ``policy``.
+
+    Raises ``CandidateRejected``; the statement's subject is not checked here.
+    """
+    inner = _parse_bundle(bundle_bytes)
+    _envelope(inner)  # shape checks first, whatever the policy
+    if isinstance(policy, KeyPolicy):
+        payload, signer, when = _verify_key(inner, policy)
+    elif isinstance(policy, IdentityPolicy):
+        payload, signer, when = _verify_identity(bundle_bytes, policy)
+    elif isinstance(policy, CertificateChainPolicy):
+        payload, signer, when = _verify_cert_chain(inner, policy)
+    else:  # pragma: no cover - typed callers cannot get here
+        raise CandidateRejected(f"unsupported policy {type(policy).__name__}")
+    limits = default_limits()
+    try:
+        statement = load_json(payload, max_bytes=limits.bundle_bytes, depth=limits.json_depth, what="in-toto statement")
+    except OmsignError as exc:
+        raise CandidateRejected(exc.message) from exc
+    if not isinstance(statement, dict):
+        raise CandidateRejected("signed payload is not an in-toto statement (not a JSON object)")
+    if statement.get("_type") not in INTOTO_STATEMENT_TYPES:
+        raise CandidateRejected(f"signed payload has _type {str(statement.get('_type'))[:80]!r}, not an in-toto statement")
+    subjects = statement.get("subject")
+    if not isinstance(subjects, list) or not subjects or not all(isinstance(s, dict) for s in subjects):
+        raise CandidateRejected("in-toto statement has no subjects")
+    return VerifiedEnvelope(statement, signer, when)
+
+
+def _predicate_type(statement: dict[str, Any]) -> str | None:
+    value = statement.get("predicateType")
+    return value if isinstance(value, str) else None
+
+
+def _subject_sha256(subject: dict[str, Any]) -> str | None:
+    digest = subject.get("digest")
+    if isinstance(digest, dict):
+        value = digest.get("sha256")
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def _string_annotations(value: object) -> dict[str, str]:
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): v if isinstance(v, str) else str(v) for k, v in value.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# Public entry points
+# --------------------------------------------------------------------------------------------
+
+
+def verify_bundle(
+    bundle_bytes: bytes, subject_digest: str, policy: AnyPolicy, *, source: str
+) -> CandidateResult:
+    """One cosign-style bundle candidate for the artifact ``subject_digest`` (``sha256:<hex>``).
+
+    Passes when the DSSE signature satisfies ``policy``, a statement subject has
+    ``digest.sha256 == subject_digest`` and the policy's annotations equal that subject's
+    ``annotations`` (cosign ``-a``). Never raises for bad input: the reason says what failed.
+    """
+    kind: CandidateKind = "cosign-bundle"
+    predicate_type: str | None = None
+    signer: str | None = None
+    try:
+        verified = verify_envelope(bundle_bytes, policy)
+        signer = verified.signer
+        predicate_type = _predicate_type(verified.statement)
+        if predicate_type in (MODEL_SIGNING_PREDICATE, MODEL_SIGNING_PREDICATE_COMPAT):
+            kind = "model-signing-bundle"
+            raise CandidateRejected(
+                "this is a model_signing signature over the model's files (root digest), not the "
+                "manifest; it is checked against the layer digests instead"
+            )
+        want = subject_digest.split(":", 1)[1] if subject_digest.startswith("sha256:") else subject_digest
+        subjects = verified.statement["subject"]
+        matching = [s for s in subjects if _subject_sha256(s) == want]
+        if not matching:
+            others = ", ".join(f"sha256:{_subject_sha256(s)}" for s in subjects if _subject_sha256(s)) or "no sha256 subject"
+            raise CandidateRejected(f"signed another artifact: {others} (expected {subject_digest})")
+        subject = matching[0]
+        check_claim_annotations(policy.annotations, subject.get("annotations"), "signed subject annotations")
+        return CandidateResult(
+            source, True, "verified", signer, predicate_type,
+            _string_annotations(subject.get("annotations")), kind,
+        )
+    except CandidateRejected as exc:
+        return CandidateResult(source, False, str(exc), signer, predicate_type, {}, kind)
+    except OmsignError:
+        raise  # policy problems (unreadable key, bad trust root) are the user's, not the candidate's
+    except Exception as exc:  # defensive: a parser corner we did not foresee must not stop the others
+        return CandidateResult(source, False, f"unexpected error checking this bundle: {type(exc).__name__}: {exc}", signer, predicate_type, {}, kind)
+
+
+def _valid_resource_name(name: str) -> bool:
+    if not name or name.startswith("/") or "\\" in name or "\x00" in name:
+        return False
+    parts = name.split("/")
+    return all(p not in ("", ".", "..") for p in parts)
+
+
+def verify_model_signature(
+    bundle_bytes: bytes, policy: AnyPolicy, *, source: str = "model.sig"
+) -> ModelSignature:
+    """Verify a model_signing v1.0 bundle and return the resources it vouches for.
+
+    Raises ``CandidateRejected``. Only ``files`` serialization is supported (not ``shards``).
+    The root digest is recomputed exactly as model_signing does: sha256 over the raw resource
+    digests in ``PurePosixPath`` order (component-wise, not code-point order).
+    """
+    verified = verify_envelope(bundle_bytes, policy)
+    statement = verified.statement
+    predicate_type = _predicate_type(statement)
+    if predicate_type == MODEL_SIGNING_PREDICATE_COMPAT:
+        raise CandidateRejected("model_signing v0.2 signatures (Digests/v0.1) are not supported; re-sign with model_signing ≥ 1.0")
+    if predicate_type != MODEL_SIGNING_PREDICATE:
+        raise CandidateRejected(f"not a model_signing signature (predicateType {predicate_type!r})")
+    subjects = statement["subject"]
+    if len(subjects) != 1:
+        raise CandidateRejected(f"model_signing statement has {len(subjects)} subjects, exactly one is required")
+    root_hex = _subject_sha256(subjects[0])
+    if root_hex is None or not _HEX64.fullmatch(root_hex):
+        raise CandidateRejected("model_signing subject has no sha256 root digest")
+    check_claim_annotations(policy.annotations, subjects[0].get("annotations"), "signed subject annotations")
+    predicate = statement.get("predicate")
+    if not isinstance(predicate, dict):
+        raise CandidateRejected("model_signing statement has no predicate")
+    ser = predicate.get("serialization")
+    if not isinstance(ser, dict):
+        raise CandidateRejected("model_signing predicate has no serialization")
+    method = ser.get("method")
+    if method != "files":
+        raise CandidateRejected(f"model_signing serialization {method!r} is not supported (only 'files')")
+    hash_type = ser.get("hash_type")
+    if hash_type not in ("sha256", "blake2b"):
+        raise CandidateRejected(f"model_signing hash type {hash_type!r} is not supported (sha256, blake2b)")
+    raw_resources = predicate.get("resources")
+    if not isinstance(raw_resources, list):
+        raise CandidateRejected("model_signing predicate has no resources list")
+    resources: dict[str, str] = {}
+    for item in raw_resources:
+        if not isinstance(item, dict):
+            raise CandidateRejected("model_signing resource is not an object")
+        name, alg, digest = item.get("name"), item.get("algorithm"), item.get("digest")
+        if not isinstance(name, str) or not _valid_resource_name(name):
+            raise CandidateRejected(f"model_signing resource name {str(name)[:80]!r} is not a safe relative path")
+        if alg != hash_type:
+            raise CandidateRejected(f"resource {name!r} uses {alg!r}, expected {hash_type!r}")
+        if not isinstance(digest, str) or not _HEX.fullmatch(digest) or len(digest) % 2:
+            raise CandidateRejected(f"resource {name!r} has a malformed digest")
+        if name in resources:
+            raise CandidateRejected(f"resource {name!r} is listed twice")
+        resources[name] = f"{hash_type}:{digest}"
+    ordered = sorted(resources, key=PurePosixPath)
+    root = hashlib.sha256(b"".join(bytes.fromhex(resources[n].split(":", 1)[1]) for n in ordered)).hexdigest()
+    if root != root_hex:
+        raise CandidateRejected(f"resources do not add up to the signed root digest sha256:{root_hex}")
+    ignore = ser.get("ignore_paths")
+    ignore_paths = [p for p in ignore if isinstance(p, str)] if isinstance(ignore, list) else []
+    result = CandidateResult(
+        source, True, "verified", verified.signer, predicate_type,
+        _string_annotations(subjects[0].get("annotations")), "model-signing-bundle",
+    )
+    return ModelSignature(result, f"sha256:{root_hex}", resources, str(hash_type), ignore_paths, ser.get("allow_symlinks") is True)
+
+
+def compare_resources(expected: dict[str, str], actual: dict[str, str], what: str) -> str | None:
+    """None when equal, else one line naming missing, extra and mismatched files."""
+    missing = sorted(set(expected) - set(actual))
+    extra = sorted(set(actual) - set(expected))
+    changed = sorted(n for n in set(expected) & set(actual) if expected[n] != actual[n])
+    if not (missing or extra or changed):
+        return None
+
+    def some(names: list[str]) -> str:
+        shown = ", ".join(names[:5])
+        return shown + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+    parts = []
+    if changed:
+        parts.append(f"{len(changed)} modified: {some(changed)}")
+    if missing:
+        parts.append(f"{len(missing)} missing from {what}: {some(missing)}")
+    if extra:
+        parts.append(f"{len(extra)} not signed: {some(extra)}")
+    return "model files do not match the signature: " + "; ".join(parts)
+
+
+def verify_model_signing_bundle(
+    bundle_bytes: bytes,
+    policy: AnyPolicy,
+    *,
+    layer_digests: dict[str, str] | None,
+    source: str = "model.sig",
+) -> tuple[CandidateResult, dict[str, str]]:
+    """Verify a model_signing bundle; with ``layer_digests`` (relative path -> ``sha256:<hex>``
+    from the model manifest) also require that the files it signed are exactly the layers.
+
+    Returns the verdict and the signed resources (path -> ``<hash_type>:<hex>``; empty when the
+    bundle could not be verified). Never raises for bad input.
+    """
+    try:
+        sig = verify_model_signature(bundle_bytes, policy, source=source)
+        if layer_digests is not None:
+            if sig.hash_type != "sha256":
+                raise CandidateRejected(f"model was signed with {sig.hash_type} file digests, which cannot be compared with sha256 layer digests")
+            problem = compare_resources(sig.resources, layer_digests, "the manifest")
+            if problem:
+                raise CandidateRejected(problem)
+        return sig.result, sig.resources
+    except CandidateRejected as exc:
+        return CandidateResult(source, False, str(exc), None, None, {}, "model-signing-bundle"), {}
+    except OmsignError:
+        raise
+    except Exception as exc:
+        return CandidateResult(source, False, f"unexpected error checking this bundle: {type(exc).__name__}: {exc}", None, None, {}, "model-signing-bundle"), {}

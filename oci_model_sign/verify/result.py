@@ -1,0 +1,126 @@
+"""Outcomes of verification: one ``CandidateResult`` per signature tried, one ``VerificationResult``.
+
+Every candidate (a referrer bundle, one layer of a ``.sig`` manifest, a local ``model.sig``) is
+judged on its own and its outcome kept, so a failure can explain *all* that was tried rather
+than only the last thing that went wrong.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from ..errors import VerificationError
+
+CandidateKind = Literal["cosign-bundle", "model-signing-bundle", "legacy"]
+
+
+@dataclass
+class CandidateResult:
+    """The verdict on one signature candidate.
+
+    ``source`` says where it came from (``"referrer sha256:..."``, ``"legacy .sig layer 1"``);
+    ``signer`` is a key fingerprint (``sha256:<hex of DER SPKI>``) or ``"<identity> (<issuer>)"``.
+    """
+
+    source: str
+    ok: bool
+    reason: str
+    signer: str | None = None
+    predicate_type: str | None = None
+    annotations: dict[str, str] = field(default_factory=dict)
+    kind: CandidateKind = "cosign-bundle"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# How far each candidate got, so the "best" failure (the one that got furthest) is reported.
+# A signature that verified but signed another artifact is more telling than unparsable junk.
+_PROGRESS_HINTS = (
+    ("annotation", 5),
+    ("signed another artifact", 4),
+    ("identity", 3),
+    ("issuer", 3),
+    ("transparency log", 3),
+    ("tlog", 3),
+    ("signature", 2),
+    ("certificate", 2),
+)
+
+
+def _progress(candidate: CandidateResult) -> int:
+    reason = candidate.reason.lower()
+    for needle, score in _PROGRESS_HINTS:
+        if needle in reason:
+            return score
+    return 0
+
+
+@dataclass
+class VerificationResult:
+    """All candidates tried for one subject, and the one accepted (if any)."""
+
+    subject_digest: str
+    ok: bool
+    accepted: CandidateResult | None
+    candidates: list[CandidateResult]
+
+    @classmethod
+    def from_candidates(cls, subject_digest: str, candidates: list[CandidateResult]) -> VerificationResult:
+        """Any verified candidate is enough (cosign's semantics): the first one wins."""
+        accepted = next((c for c in candidates if c.ok), None)
+        return cls(subject_digest, accepted is not None, accepted, list(candidates))
+
+    def best_failure(self) -> CandidateResult | None:
+        failures = [c for c in self.candidates if not c.ok]
+        if not failures:
+            return None
+        return max(failures, key=_progress)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "subject_digest": self.subject_digest,
+                "ok": self.ok,
+                "accepted": self.accepted.to_dict() if self.accepted else None,
+                "candidates": [c.to_dict() for c in self.candidates],
+            },
+            indent=2,
+            sort_keys=True,
+        )
+
+    def summary(self) -> str:
+        if self.accepted is not None:
+            who = f" by {self.accepted.signer}" if self.accepted.signer else ""
+            return (
+                f"verified {self.subject_digest}: {self.accepted.kind} from "
+                f"{self.accepted.source}{who}"
+            )
+        if not self.candidates:
+            return f"NOT verified {self.subject_digest}: no signature found"
+        best = self.best_failure()
+        assert best is not None
+        return (
+            f"NOT verified {self.subject_digest}: {len(self.candidates)} candidate(s) tried, "
+            f"best: {best.source}: {best.reason}"
+        )
+
+    def raise_if_failed(self) -> None:
+        """Raise ``VerificationError`` explaining what was tried and why the best attempt failed."""
+        if self.ok:
+            return
+        if not self.candidates:
+            raise VerificationError(
+                f"no signature found for {self.subject_digest}",
+                hint="sign it first (omsign sign), or check that signatures were copied with the artifact",
+            )
+        best = self.best_failure()
+        assert best is not None
+        n = len(self.candidates)
+        raise VerificationError(
+            f"no signature for {self.subject_digest} satisfies the policy: {n} candidate(s) tried; "
+            f"the closest ({best.source}) failed: {best.reason}",
+            hint="check the key or identity/issuer you passed, or run with --output json to see every candidate",
+        )
