@@ -7,6 +7,7 @@ is shown only with ``OMSIGN_DEBUG=1``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -186,41 +187,62 @@ def push(
     progress: bool | None = ProgressOpt,
 ) -> None:
     """Pack a model folder (one layer per file, CNCF ModelPack) and push it."""
+    options = _store_options(plain_http, insecure, username, password_stdin, concurrency)
+    pack = _pack_options(ignore, pack_dir, compress, allow_symlinks, media_types)
+    signer = _signer(key, certificate, certificate_chain, identity_token, staging, trust_config) if sign else None
+    _run_push(model_dir, reference, pack, options, no_cache, progress, json_out, signer, _annotations(annotation))
+
+
+def _pack_options(
+    ignore: list[str], pack_dir: list[str], compress: str, allow_symlinks: bool, media_types: str
+) -> Any:
     from .model.pack import PackOptions
 
     if compress not in ("none", "zstd"):
         raise UsageError(f"--compress must be none or zstd, not {compress!r}")
-    options = _store_options(plain_http, insecure, username, password_stdin, concurrency)
-    pack = PackOptions(
+    return PackOptions(
         ignore=list(ignore),
         allow_symlinks=allow_symlinks,
         pack_dirs=list(pack_dir),
         compress="zstd" if compress == "zstd" else None,
         media_types=media_types,
     )
-    total = _folder_size(model_dir)
-    reporter = _reporter(progress, total, f"push {model_dir.name}")
+
+
+def _run_push(
+    model_dir: Path,
+    reference: str,
+    pack: Any,
+    options: Any,
+    no_cache: bool,
+    progress: bool | None,
+    json_out: bool,
+    signer: Any,
+    annotations: dict[str, str],
+) -> None:
+    reporter = _reporter(progress, _folder_size(model_dir), f"push {model_dir.name}")
     try:
         result = api.push(model_dir, reference, options=options, pack_options=pack, use_cache=not no_cache, reporter=reporter)
     finally:
         reporter.close()
     out: dict[str, Any] = result.to_json()
-    if sign:
-        signer = _signer(key, certificate, certificate_chain, identity_token, staging, trust_config)
-        signed = api.sign(result.reference, signer, options=options, annotations=_annotations(annotation))
+    if signer is not None:
+        try:
+            signed = api.sign(result.reference, signer, options=options, annotations=annotations)
+        finally:
+            signer.close()
         out["signing"] = signed.to_json()
     if json_out:
         _print_json(out)
-    else:
-        uploaded = sum(1 for layer in result.layers if layer.uploaded)
-        typer.echo(
-            f"pushed {len(result.layers)} files ({uploaded} uploaded, {_human(result.uploaded_bytes)}) "
-            f"to {reference}",
-            err=True,
-        )
-        if sign:
-            typer.echo(f"signed {result.digest}", err=True)
-        typer.echo(result.digest)
+        return
+    uploaded = sum(1 for layer in result.layers if layer.uploaded)
+    typer.echo(
+        f"pushed {len(result.layers)} files ({uploaded} uploaded, {_human(result.uploaded_bytes)}) to {reference}",
+        err=True,
+    )
+    if signer is not None:
+        typer.echo(f"signed {result.digest}", err=True)
+    typer.echo(result.digest)
 
 
 @app.command()
@@ -234,16 +256,19 @@ def pack(
     media_types: str = typer.Option("modelpack", "--media-types"),
     no_cache: bool = typer.Option(False, "--no-cache"),
     json_out: bool = JsonOut,
+    progress: bool | None = ProgressOpt,
 ) -> None:
     """Write a model into an on-disk OCI image layout, offline."""
     from .reference import parse_reference
+    from .store.base import StoreOptions
 
     if not parse_reference(reference).is_layout:
-        raise UsageError(f"pack writes an on-disk layout: use oci:PATH[:TAG], not {reference!r}", hint="use omsign push for registries")
-    push(
-        model_dir, reference, ignore, pack_dir, compress, allow_symlinks, media_types, no_cache,
-        False, None, None, [], None, None, False, [], None, False, None, False, 4, json_out, False,
-    )
+        raise UsageError(
+            f"pack writes an on-disk layout: use oci:PATH[:TAG], not {reference!r}",
+            hint="use omsign push for registries",
+        )
+    pack = _pack_options(ignore, pack_dir, compress, allow_symlinks, media_types)
+    _run_push(model_dir, reference, pack, StoreOptions(), no_cache, progress, json_out, None, {})
 
 
 @app.command()
@@ -534,10 +559,8 @@ def _folder_size(path: Path) -> int:
     total = 0
     for root, _dirs, files in os.walk(path):
         for name in files:
-            try:
+            with contextlib.suppress(OSError):
                 total += os.lstat(os.path.join(root, name)).st_size
-            except OSError:
-                pass
     return total
 
 

@@ -104,7 +104,7 @@ def run_parallel(jobs: Iterable[Callable[[], Any]], concurrency: int) -> list[An
         return [job() for job in jobs]
     with ThreadPoolExecutor(max_workers=min(concurrency, len(jobs))) as pool:
         futures: list[Future[Any]] = [pool.submit(job) for job in jobs]
-        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        _, pending = wait(futures, return_when=FIRST_EXCEPTION)
         for f in pending:
             f.cancel()
         for f in futures:
@@ -165,7 +165,7 @@ def push_model(
     results = run_parallel([lambda i=i: push_layer(i) for i in range(len(plan.layers))], concurrency)
     layer_descs: list[Descriptor] = []
     layer_results: list[LayerResult] = []
-    for layer, (desc, was_uploaded) in zip(plan.layers, results):
+    for layer, (desc, was_uploaded) in zip(plan.layers, results, strict=True):
         full = layer.descriptor(desc.digest, desc.size)
         layer_descs.append(full)
         layer_results.append(LayerResult(layer.path, desc.digest, desc.size, full.media_type, was_uploaded))

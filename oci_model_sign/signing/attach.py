@@ -24,7 +24,15 @@ from ..digest import sha256_digest
 from ..errors import IntegrityError, NotFoundError, RegistryError
 from ..limits import load_json
 from ..reference import legacy_signature_tag
-from ..store.base import EMPTY_DIGEST, EMPTY_JSON, OCI_EMPTY, OCI_MANIFEST, BlobSource, Descriptor, Store
+from ..store.base import (
+    EMPTY_DIGEST,
+    EMPTY_JSON,
+    OCI_EMPTY,
+    OCI_MANIFEST,
+    BlobSource,
+    Descriptor,
+    Store,
+)
 from ..store.referrers import attach_referrer
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
