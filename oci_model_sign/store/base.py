@@ -8,6 +8,7 @@ against its digest; everything it accepts is addressed by digest.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,11 +66,10 @@ class Descriptor:
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise IntegrityError(f"{what} has an invalid size {size!r}")
         annotations = value.get("annotations")
-        if annotations is not None:
-            if not isinstance(annotations, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()
-            ):
-                raise IntegrityError(f"{what} has annotations that are not string pairs")
+        if annotations is not None and (not isinstance(annotations, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()
+        )):
+            raise IntegrityError(f"{what} has annotations that are not string pairs")
         artifact_type = value.get("artifactType")
         if artifact_type is not None and not isinstance(artifact_type, str):
             raise IntegrityError(f"{what} has a non-string artifactType")
@@ -96,7 +96,7 @@ class BlobSource:
         if self.data is not None:
             return io.BytesIO(self.data)
         assert self.path is not None
-        return open(self.path, "rb")  # noqa: SIM115 - caller closes
+        return open(self.path, "rb")
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,18 @@ class ManifestData:
         return Descriptor(self.media_type, self.digest, len(self.data))
 
 
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        from ..errors import UsageError
+
+        raise UsageError(f"{name} must be an integer, not {raw!r}") from exc
+
+
 @dataclass
 class StoreOptions:
     """Connection settings shared by every store; layouts ignore the network ones."""
@@ -125,8 +137,9 @@ class StoreOptions:
     chunk_size: int = 64 * 1024 * 1024  # for chunked uploads of large blobs
     monolithic_max: int = 32 * 1024 * 1024  # blobs up to this size go in one PUT
     timeout: float = 60.0  # seconds without progress before a transfer is cut
-    retries: int = 5
-    max_retry_time: float = 120.0
+    retries: int = field(default_factory=lambda: _env_int("OMSIGN_RETRIES", 5))
+    max_retry_time: float = field(default_factory=lambda: float(_env_int("OMSIGN_MAX_RETRY_TIME", 120)))
+    backoff_base: float = field(default_factory=lambda: float(os.environ.get("OMSIGN_BACKOFF_BASE", "0.5")))
     limits: Limits = field(default_factory=Limits.from_env)
 
 
