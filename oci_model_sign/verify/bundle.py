@@ -231,7 +231,7 @@ def _verify_cert_chain(inner: Any, policy: CertificateChainPolicy) -> tuple[byte
     if not policy.ignore_tlog:
         when = _tlog_time(inner, policy.root(), payload, sig, key)
     at = datetime.fromtimestamp(when, tz=timezone.utc) if when else datetime.now(timezone.utc)
-    verify_chain(leaf, extra + policy.intermediates(), policy.roots(), at)
+    verify_chain(leaf, extra + policy.intermediates(), policy.roots(), at, require_eku=False)
     policy.matcher().check(leaf)
     if not signature_is_valid(key, sig, pae(payload_type, payload)):
         raise CandidateRejected("DSSE signature does not verify with the certificate's key")

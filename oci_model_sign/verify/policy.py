@@ -290,7 +290,8 @@ def _logged_verifier_der(pem_b64: object) -> bytes | None:
             key = x509.load_pem_x509_certificate(pem).public_key()
         else:
             key = serialization.load_pem_public_key(pem)
-        return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        der: bytes = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        return der
     except (ValueError, UnsupportedAlgorithm, binascii.Error):
         return None
 
@@ -329,19 +330,31 @@ def verify_chain(
     intermediates: list[x509.Certificate],
     roots: list[x509.Certificate],
     at: datetime,
+    *,
+    require_eku: bool = True,
 ) -> list[x509.Certificate]:
     """Path-validate ``leaf`` to one of ``roots`` at time ``at``; require the codeSigning EKU.
+
+    With ``require_eku`` False a leaf without any EKU is accepted, as Go's x509 (cosign's
+    ``--ca-roots`` path) treats it as valid for every usage; a leaf whose EKU lacks
+    codeSigning is always rejected.
 
     Uses cryptography's RFC 5280 verifier with the EKU check relaxed (Fulcio and BYO-PKI code
     signing certs carry codeSigning, not clientAuth), exactly as sigstore-python does.
     """
     if not roots:
         raise CandidateRejected("no trusted root certificates to chain to")
-    ca_policy = ExtensionPolicy.webpki_defaults_ca().may_be_present(
-        x509.ExtendedKeyUsage, Criticality.NON_CRITICAL, None
+    # Key usage may be absent (BYO-PKI CAs often omit it; cosign does not require it); when
+    # the leaf has one it must allow digital signatures (checked below).
+    ca_policy = (
+        ExtensionPolicy.webpki_defaults_ca()
+        .may_be_present(x509.ExtendedKeyUsage, Criticality.NON_CRITICAL, None)
+        .may_be_present(x509.KeyUsage, Criticality.AGNOSTIC, None)
     )
-    ee_policy = ExtensionPolicy.webpki_defaults_ee().may_be_present(
-        x509.ExtendedKeyUsage, Criticality.NON_CRITICAL, None
+    ee_policy = (
+        ExtensionPolicy.webpki_defaults_ee()
+        .may_be_present(x509.ExtendedKeyUsage, Criticality.NON_CRITICAL, None)
+        .may_be_present(x509.KeyUsage, Criticality.AGNOSTIC, None)
     )
     verifier = (
         PolicyBuilder()
@@ -357,11 +370,20 @@ def verify_chain(
             f"certificate does not chain to a trusted root at {at:%Y-%m-%dT%H:%M:%SZ}: {exc}"
         ) from exc
     try:
-        eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound as exc:
-        raise CandidateRejected("certificate has no extended key usage (codeSigning required)") from exc
-    if ExtendedKeyUsageOID.CODE_SIGNING not in eku:
+        eku: x509.ExtendedKeyUsage | None = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        eku = None
+    if eku is None:
+        if require_eku:
+            raise CandidateRejected("certificate has no extended key usage (codeSigning required)")
+    elif ExtendedKeyUsageOID.CODE_SIGNING not in eku and ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE not in eku:
         raise CandidateRejected("certificate is not valid for code signing (no codeSigning EKU)")
+    try:
+        usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        usage = None
+    if usage is not None and not usage.digital_signature:
+        raise CandidateRejected("certificate key usage does not allow digital signatures")
     return list(chain[1:])
 
 
@@ -427,9 +449,10 @@ class IdentityMatcher:
     def check(self, cert: x509.Certificate) -> None:
         """Raise ``CandidateRejected`` when ``cert`` is not the expected identity/issuer."""
         if self.issuer is not None or self.issuer_regexp is not None:
-            got_issuer = certificate_issuer(cert)
-            if got_issuer is None:
-                raise CandidateRejected("certificate records no OIDC issuer")
+            # Like cosign, a certificate without the issuer extension has the issuer "".
+            got_issuer = certificate_issuer(cert) or ""
+            if self.issuer is not None and not got_issuer:
+                raise CandidateRejected(f"certificate records no OIDC issuer, expected {self.issuer!r}")
             if self.issuer is not None and got_issuer != self.issuer:
                 raise CandidateRejected(f"certificate issuer is {got_issuer!r}, expected {self.issuer!r}")
             if self.issuer_regexp is not None and not re.search(self.issuer_regexp, got_issuer):

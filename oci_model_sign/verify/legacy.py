@@ -1,0 +1,220 @@
+"""Verify one legacy cosign "simple signing" signature (a layer of a ``.sig`` manifest).
+
+The layer blob is the signed payload; its descriptor annotations carry the signature, and
+optionally a certificate, chain and Rekor bundle (SET). This mirrors ``cosign verify`` on the
+legacy path (see notes §1.6): the signature covers the exact payload bytes, only
+``critical.image.docker-manifest-digest`` is checked (``docker-reference`` is ignored, and
+``critical.type`` only on request), and ``-a`` annotations are matched against ``optional``.
+
+sigstore-python cannot verify this format (it has no bundle, and 2021 entries are ``rekord``
+with certificates lacking SCTs), so the Rekor SET, entry-body consistency, Fulcio chain (at the
+integrated time), SCT and identity are checked here with ``cryptography``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+from typing import Any
+
+from cryptography import x509
+
+from ..errors import OmsignError
+from ..limits import default_limits, load_json
+from .policy import (
+    TLOG_HINT,
+    AnyPolicy,
+    CandidateRejected,
+    CertificateChainPolicy,
+    IdentityPolicy,
+    KeyPolicy,
+    PublicKey,
+    RekorEntry,
+    b64decode_lenient,
+    check_claim_annotations,
+    check_rekor_body,
+    describe_certificate,
+    load_certificates,
+    signature_is_valid,
+    verify_chain,
+    verify_set,
+)
+from .result import CandidateResult
+
+SIMPLESIGNING_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
+COSIGN_SIGNATURE_TYPE = "cosign container image signature"
+ANNOTATION_SIGNATURE = "dev.cosignproject.cosign/signature"
+ANNOTATION_CERTIFICATE = "dev.sigstore.cosign/certificate"
+ANNOTATION_CHAIN = "dev.sigstore.cosign/chain"
+ANNOTATION_BUNDLE = "dev.sigstore.cosign/bundle"
+
+
+def _rekor_bundle(annotations: dict[str, str]) -> RekorEntry | None:
+    raw = annotations.get(ANNOTATION_BUNDLE)
+    if not raw:
+        return None
+    limits = default_limits()
+    try:
+        doc = load_json(raw.encode(), max_bytes=limits.bundle_bytes, depth=limits.json_depth, what="Rekor bundle annotation")
+    except OmsignError as exc:
+        raise CandidateRejected(exc.message) from exc
+    try:
+        assert isinstance(doc, dict)
+        p = doc["Payload"]
+        return RekorEntry(
+            body=b64decode_lenient(str(p["body"]), "Rekor entry body"),
+            integrated_time=int(p["integratedTime"]),
+            log_id_hex=str(p["logID"]).lower(),
+            log_index=int(p["logIndex"]),
+            signed_entry_timestamp=b64decode_lenient(str(doc["SignedEntryTimestamp"]), "Rekor SET"),
+        )
+    except (AssertionError, KeyError, TypeError, ValueError) as exc:
+        raise CandidateRejected("Rekor bundle annotation is malformed") from exc
+
+
+def _tlog_time(annotations: dict[str, str], root: Any, payload: bytes, sig: bytes, key: PublicKey) -> int:
+    entry = _rekor_bundle(annotations)
+    if entry is None:
+        raise CandidateRejected(f"signature has no transparency log bundle (Rekor SET): {TLOG_HINT}")
+    verify_set(entry, root)
+    check_rekor_body(entry.body, payload_sha256=hashlib.sha256(payload).hexdigest(), signature=sig, verifier=key)
+    return entry.integrated_time
+
+
+def _certificates(annotations: dict[str, str]) -> tuple[x509.Certificate, list[x509.Certificate]]:
+    pem = annotations.get(ANNOTATION_CERTIFICATE)
+    if not pem:
+        raise CandidateRejected("signature has no certificate annotation (expected a certificate-based signature)")
+    leaf = load_certificates(pem.encode(), "certificate annotation")
+    if len(leaf) != 1:
+        raise CandidateRejected("certificate annotation must hold exactly one certificate")
+    chain_pem = annotations.get(ANNOTATION_CHAIN) or ""
+    chain = load_certificates(chain_pem.encode(), "chain annotation") if chain_pem.strip() else []
+    return leaf[0], chain
+
+
+def _check_sct(cert: x509.Certificate, chain: list[x509.Certificate], root: Any, ignore_sct: bool) -> None:
+    try:
+        cert.extensions.get_extension_for_class(x509.PrecertificateSignedCertificateTimestamps)
+    except x509.ExtensionNotFound:
+        if ignore_sct:
+            return
+        raise CandidateRejected(
+            "certificate has no embedded SCT (certificates before 2022 lack one: pass --insecure-ignore-sct to accept them)"
+        ) from None
+    from sigstore._internal.sct import verify_sct
+    from sigstore._internal.trust import KeyringPurpose
+
+    try:
+        verify_sct(cert, chain, root.ct_keyring(KeyringPurpose.VERIFY))
+    except Exception as exc:  # sigstore raises VerificationError and friends
+        raise CandidateRejected(f"certificate SCT does not verify: {exc}") from exc
+
+
+def _verify_keyless(
+    payload: bytes, sig: bytes, annotations: dict[str, str], policy: IdentityPolicy
+) -> str:
+    leaf, chain = _certificates(annotations)
+    key: Any = leaf.public_key()
+    root = policy.root()
+    # A keyless certificate lives minutes: the SET's integrated time is the signing time.
+    when = _tlog_time(annotations, root, payload, sig, key)
+    fulcio = list(root.get_fulcio_certs())
+    roots = [c for c in fulcio if c.subject == c.issuer]
+    intermediates = [c for c in fulcio if c.subject != c.issuer]
+    verified_chain = verify_chain(leaf, chain + intermediates, roots, datetime.fromtimestamp(when, tz=timezone.utc))
+    _check_sct(leaf, verified_chain, root, policy.ignore_sct)
+    policy.matcher().check(leaf)
+    if not signature_is_valid(key, sig, payload):
+        raise CandidateRejected("signature does not verify with the certificate's key")
+    return describe_certificate(leaf)
+
+
+def _verify_cert_chain(
+    payload: bytes, sig: bytes, annotations: dict[str, str], policy: CertificateChainPolicy
+) -> str:
+    leaf, chain = _certificates(annotations)
+    key: Any = leaf.public_key()
+    when = None if policy.ignore_tlog else _tlog_time(annotations, policy.root(), payload, sig, key)
+    at = datetime.fromtimestamp(when, tz=timezone.utc) if when else datetime.now(timezone.utc)
+    verify_chain(leaf, chain + policy.intermediates(), policy.roots(), at, require_eku=False)
+    policy.matcher().check(leaf)
+    if not signature_is_valid(key, sig, payload):
+        raise CandidateRejected("signature does not verify with the certificate's key")
+    return describe_certificate(leaf)
+
+
+def _verify_key(payload: bytes, sig: bytes, annotations: dict[str, str], policy: KeyPolicy) -> str:
+    key = policy.key()
+    if not signature_is_valid(key, sig, payload):
+        raise CandidateRejected("signature does not verify with the given public key")
+    if not policy.ignore_tlog:
+        _tlog_time(annotations, policy.root(), payload, sig, key)
+    return policy.fingerprint()
+
+
+def _claims(payload: bytes, subject_digest: str, require_type: bool) -> dict[str, Any]:
+    limits = default_limits()
+    try:
+        doc = load_json(payload, max_bytes=limits.signature_payload_bytes, depth=limits.json_depth, what="simple signing payload")
+    except OmsignError as exc:
+        raise CandidateRejected(f"payload is not a simple signing document: {exc.message}") from exc
+    critical = doc.get("critical") if isinstance(doc, dict) else None
+    if not isinstance(doc, dict) or not isinstance(critical, dict):
+        raise CandidateRejected("payload is not a simple signing document (no 'critical' section)")
+    image = critical.get("image")
+    digest = image.get("docker-manifest-digest") if isinstance(image, dict) else None
+    if not isinstance(digest, str):
+        raise CandidateRejected("payload has no critical.image.docker-manifest-digest")
+    if digest != subject_digest:
+        raise CandidateRejected(f"signed another artifact: {digest[:80]} (expected {subject_digest})")
+    if require_type and critical.get("type") != COSIGN_SIGNATURE_TYPE:
+        raise CandidateRejected(f"critical.type is {str(critical.get('type'))[:80]!r}, expected {COSIGN_SIGNATURE_TYPE!r}")
+    return doc
+
+
+def verify_simple_signing(
+    payload: bytes,
+    annotations: dict[str, str],
+    subject_digest: str,
+    policy: AnyPolicy,
+    *,
+    source: str,
+    media_type: str | None = None,
+    require_type: bool = False,
+) -> CandidateResult:
+    """One legacy ``.sig`` layer (payload blob + descriptor annotations) for ``subject_digest``.
+
+    ``media_type`` (the layer's), when given, must be the simple-signing type. Never raises for
+    bad input: the returned reason says what failed.
+    """
+    signer: str | None = None
+    try:
+        if media_type is not None and media_type != SIMPLESIGNING_MEDIA_TYPE:
+            raise CandidateRejected(f"layer media type {media_type[:80]!r} is not a cosign simple signing payload")
+        limit = default_limits().signature_payload_bytes
+        if len(payload) > limit:
+            raise CandidateRejected(f"payload is {len(payload)} bytes, over the limit of {limit}")
+        encoded = annotations.get(ANNOTATION_SIGNATURE)
+        if not encoded:
+            raise CandidateRejected(f"layer has no {ANNOTATION_SIGNATURE} annotation")
+        sig = b64decode_lenient(encoded, "signature annotation")
+        if isinstance(policy, KeyPolicy):
+            signer = _verify_key(payload, sig, annotations, policy)
+        elif isinstance(policy, IdentityPolicy):
+            signer = _verify_keyless(payload, sig, annotations, policy)
+        elif isinstance(policy, CertificateChainPolicy):
+            signer = _verify_cert_chain(payload, sig, annotations, policy)
+        else:  # pragma: no cover - typed callers cannot get here
+            raise CandidateRejected(f"unsupported policy {type(policy).__name__}")
+        doc = _claims(payload, subject_digest, require_type)
+        optional = doc.get("optional")
+        check_claim_annotations(policy.annotations, optional, "payload's optional section")
+        shown = {str(k): v if isinstance(v, str) else str(v) for k, v in optional.items()} if isinstance(optional, dict) else {}
+        return CandidateResult(source, True, "verified", signer, None, shown, "legacy")
+    except CandidateRejected as exc:
+        return CandidateResult(source, False, str(exc), signer, None, {}, "legacy")
+    except OmsignError:
+        raise
+    except Exception as exc:  # defensive: never let one layer stop the others
+        return CandidateResult(source, False, f"unexpected error checking this signature: {type(exc).__name__}: {exc}", signer, None, {}, "legacy")
