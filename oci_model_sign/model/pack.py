@@ -31,7 +31,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 from ..errors import InputError, UsageError
-from ..store.base import OCI_MANIFEST, BlobSource, Descriptor
+from ..store.base import OCI_MANIFEST, BlobSource, Descriptor, ManifestData, Progress, Store
 from . import mediatypes as mt
 from .digestcache import DigestCache
 from .tarzstd import BuiltTar, members_for_folder, write_tar
@@ -410,3 +410,24 @@ def build_manifest(config_desc: Descriptor, layer_descs: list[Descriptor],
     if annotations:
         value["annotations"] = dict(sorted(annotations.items()))
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def push_plan(store: Store, plan: ModelPlan, *, tag: str | None = None,
+              annotations: dict[str, str] | None = None, progress: Progress | None = None) -> ManifestData:
+    """Push every layer, the config and the manifest of ``plan``, one blob at a time.
+
+    The simple sequential path (layouts, tests); the registry push command may run layers
+    concurrently with the same building blocks. Returns the manifest as stored.
+    """
+    layers: list[Descriptor] = []
+    for entry in plan.entries:
+        pushed = store.push_blob(entry.source, progress)
+        plan.remember(entry, pushed.digest)
+        layers.append(layer_descriptor(entry, pushed.digest, pushed.size, plan.media_types))
+    config_bytes, config_type = build_config_blob(plan, layers)
+    config = store.push_blob(BlobSource(size=len(config_bytes), data=config_bytes))
+    config_desc = Descriptor(config_type, config.digest, config.size)
+    merged = {**plan.options.annotations, **(annotations or {})}
+    data = build_manifest(config_desc, layers, merged, artifact_type=plan.media_types.artifact_type)
+    digest = store.put_manifest(data, OCI_MANIFEST, tag=tag)
+    return ManifestData(data, OCI_MANIFEST, digest)
