@@ -43,6 +43,7 @@ from ..errors import InputError
 
 PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
 PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey
+PUBLIC_KEY_TYPES = (ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey, rsa.RSAPublicKey)
 
 SIGSTORE_KEY_LABEL = "ENCRYPTED SIGSTORE PRIVATE KEY"
 COSIGN_KEY_LABEL = "ENCRYPTED COSIGN PRIVATE KEY"
