@@ -229,8 +229,9 @@ def write_tuf_repository(repo: Path, trusted_root: bytes, *, days: int = 7) -> P
     ``--tuf-root-path``), so that is the only way to make it trust the local services.
     One ed25519 key signs all four roles; returns the path of ``root.json``.
     """
-    from securesystemslib.signer import CryptoSigner
-    from tuf.api.metadata import (
+    # Documented public import paths; these modules re-export without __all__ (mypy --strict).
+    from securesystemslib.signer import CryptoSigner  # type: ignore[attr-defined]
+    from tuf.api.metadata import (  # type: ignore[attr-defined]
         Metadata,
         MetaFile,
         Root,
@@ -491,8 +492,10 @@ def sigstore_js_verify(
     if artifact is not None:
         args += ["--blob-file", str(artifact)]
     if identity is not None:
-        flag = "--certificate-identity-email" if "@" in identity and ":" not in identity else (
-            "--certificate-identity-uri"
+        flag = (
+            "--certificate-identity-email"
+            if "@" in identity and ":" not in identity
+            else ("--certificate-identity-uri")
         )
         args += [flag, identity]
     if issuer is not None:

@@ -70,6 +70,72 @@ function adaptFulcioBody(body, headers) {
   return JSON.stringify(json);
 }
 
+// ---------------------------------------------------------------- Rekor body adapter
+
+// The mock logs the proposed entry verbatim. Real Rekor stores a *canonicalized* entry, which
+// for dsse v0.0.1 differs from what clients propose (rekor pkg/types/dsse/v0.0.1/entry.go):
+// the envelope is dropped and replaced by its hash, the payload hash and the list of
+// {signature, verifier} pairs that verify. Verifiers (sigstore-python, sigstore-js) compare
+// bundles against that stored form, so do what Rekor does before handing the entry over.
+function pae(payloadType, payload) {
+  const type = Buffer.from(payloadType, 'utf8');
+  return Buffer.concat([
+    Buffer.from(`DSSEv1 ${type.length} `, 'utf8'),
+    type,
+    Buffer.from(` ${payload.length} `, 'utf8'),
+    payload,
+  ]);
+}
+
+function verifierKey(b64Pem) {
+  const pem = Buffer.from(b64Pem, 'base64').toString('utf8');
+  if (pem.includes('BEGIN CERTIFICATE')) {
+    return new crypto.X509Certificate(pem).publicKey;
+  }
+  return crypto.createPublicKey(pem);
+}
+
+function canonicalizeDsse(entry) {
+  const content = entry.spec && entry.spec.proposedContent;
+  if (!content || typeof content.envelope !== 'string' || !Array.isArray(content.verifiers)) {
+    throw new Error('dsse entry needs spec.proposedContent.envelope and verifiers');
+  }
+  const envelope = JSON.parse(content.envelope);
+  const payload = Buffer.from(envelope.payload || '', 'base64');
+  const message = pae(envelope.payloadType || '', payload);
+  const signatures = [];
+  for (const sig of envelope.signatures || []) {
+    for (const verifier of content.verifiers) {
+      const ok = crypto.verify('sha256', message, verifierKey(verifier), Buffer.from(sig.sig, 'base64'));
+      if (ok) {
+        signatures.push({ signature: sig.sig, verifier });
+        break;
+      }
+    }
+  }
+  if (signatures.length === 0 || signatures.length !== (envelope.signatures || []).length) {
+    throw new Error('dsse envelope signature does not verify against the given verifiers');
+  }
+  const sha256 = (data) => crypto.createHash('sha256').update(data).digest('hex');
+  return {
+    apiVersion: entry.apiVersion,
+    kind: entry.kind,
+    spec: {
+      envelopeHash: { algorithm: 'sha256', value: sha256(Buffer.from(content.envelope, 'utf8')) },
+      payloadHash: { algorithm: 'sha256', value: sha256(payload) },
+      signatures,
+    },
+  };
+}
+
+function adaptRekorBody(body) {
+  const entry = JSON.parse(body.toString('utf8'));
+  if (entry.kind === 'dsse' && entry.apiVersion === '0.0.1') {
+    return JSON.stringify(canonicalizeDsse(entry));
+  }
+  return JSON.stringify(entry);
+}
+
 // ---------------------------------------------------------------- TSA request adapter
 
 const HASH_NAMES = {
@@ -214,7 +280,7 @@ async function main() {
         }
         const result = await route(body, req.headers);
         log(`${req.method} ${path} -> ${result.statusCode}`);
-        if (result.statusCode >= 400) {
+        if (result.statusCode >= 400 && result.statusCode !== 404) {
           log(`  ${String(result.response).slice(0, 500)}`);
         }
         send(res, result.statusCode, result.response, result.contentType);
@@ -245,7 +311,7 @@ async function main() {
 
   routes = {
     [`POST ${fulcio.path}`]: (body, headers) => fulcio.fn(adaptFulcioBody(body, headers)),
-    [`POST ${rekor.path}`]: (body) => rekor.fn(body.toString('utf8')),
+    [`POST ${rekor.path}`]: (body) => rekor.fn(adaptRekorBody(body)),
     [`POST ${timestamp.path}`]: (body, headers) => {
       const type = String(headers['content-type'] || '');
       if (type.startsWith('application/json')) {
