@@ -204,7 +204,7 @@ def test_raw_layer_digests_are_the_file_sha256_and_model_signing_digests(tmp_pat
     by_path = {lay["annotations"][mt.ANNOTATION_FILEPATH]: lay["digest"] for lay in manifest["layers"]}
     for rel, digest in by_path.items():
         assert digest == sha(TINY / rel)
-    oms = hashing.Config().use_file_serialization().hash(TINY)
+    oms = hashing.Config().use_file_serialization().hash(TINY)  # type: ignore[no-untyped-call]
     oms_digests = {str(r.identifier): "sha256:" + r.digest.digest_hex for r in oms.resource_descriptors()}
     assert oms_digests == by_path
 
