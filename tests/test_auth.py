@@ -62,14 +62,22 @@ def test_basic_auth_with_explicit_credentials(auth_registry: registry_server.Reg
 
 
 def test_wrong_password_is_an_auth_error_with_a_hint(auth_registry: registry_server.RegistryServer) -> None:
-    with auth_store(auth_registry, username=auth_registry.username, password="wrong") as store:
-        with pytest.raises(AuthError) as info:
-            store.resolve("latest")
+    store = auth_store(auth_registry, username=auth_registry.username, password="wrong")
+    with store, pytest.raises(AuthError) as info:
+        store.resolve("latest")
     err = info.value
     assert "refused the credentials" in err.message
     assert "\n" not in err.one_line()
     assert err.hint is not None and f"omsign login {auth_registry.host}" in err.hint
     assert "--password-stdin" in err.hint
+
+
+def test_login_check_refuses_wrong_credentials(auth_registry: registry_server.RegistryServer) -> None:
+    with auth_store(auth_registry, username=auth_registry.username, password=auth_registry.password) as good:
+        good.check_auth()
+    bad = auth_store(auth_registry, username=auth_registry.username, password="nope")
+    with bad, pytest.raises(AuthError, match="refused"):
+        bad.check_auth()
 
 
 def test_no_credentials_against_auth_registry_is_an_auth_error(

@@ -14,7 +14,13 @@ from pathlib import Path
 import pytest
 
 from oci_model_sign.digest import hash_file, sha256_digest
-from oci_model_sign.errors import InputError, IntegrityError, LimitError, NotFoundError, RegistryError
+from oci_model_sign.errors import (
+    InputError,
+    IntegrityError,
+    LimitError,
+    NotFoundError,
+    RegistryError,
+)
 from oci_model_sign.limits import Limits
 from oci_model_sign.reference import parse_reference
 from oci_model_sign.store import open_store
@@ -253,9 +259,9 @@ def test_manifest_over_the_limit_is_refused(repo: str) -> None:
     with make_store(repo) as store:
         big = manifest_for(store, b"x", annotations={"pad": "p" * 200_000})
         store.put_manifest(big, OCI_MANIFEST, tag="big")
-    with make_store(repo, limits=Limits(manifest_bytes=64 * 1024)) as small:
-        with pytest.raises(LimitError, match="over the limit"):
-            small.get_manifest("big")
+    small = make_store(repo, limits=Limits(manifest_bytes=64 * 1024))
+    with small, pytest.raises(LimitError, match="over the limit"):
+        small.get_manifest("big")
 
 
 def test_deleted_manifest_is_gone(store: RegistryStore) -> None:
@@ -295,7 +301,7 @@ def test_non_loopback_registry_defaults_to_https() -> None:
 def test_registry_down_is_a_registry_error_after_bounded_retries() -> None:
     port = registry_server.free_port()
     with make_store(f"127.0.0.1:{port}/x/y", retries=2, max_retry_time=5) as store:
-        with pytest.raises(RegistryError, match=f"cannot reach 127.0.0.1:{port}: connection refused") as info:
+        with pytest.raises(RegistryError, match=f"cannot reach 127.0.0.1:{port}: connection refused"):
             store.resolve("latest")
         assert store.stats.requests == 3
 

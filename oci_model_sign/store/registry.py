@@ -143,9 +143,9 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     return max(0.0, (when - now).total_seconds())
 
 
-def backoff_delay(attempt: int) -> float:
+def backoff_delay(attempt: int, first: float = BACKOFF_BASE) -> float:
     """Exponential backoff with jitter (half fixed, half random) so parallel workers spread out."""
-    base = min(BACKOFF_CAP, BACKOFF_BASE * (2**attempt))
+    base = min(BACKOFF_CAP, first * (2**attempt))
     return float(base / 2 + random.uniform(0, base / 2))
 
 
@@ -237,6 +237,16 @@ class RegistryStore:
 
     def __repr__(self) -> str:
         return f"RegistryStore({self.base_url}/{self.ref.repository})"
+
+    def _backoff(self, attempt: int) -> float:
+        return backoff_delay(attempt, float(getattr(self.options, "backoff_base", BACKOFF_BASE)))
+
+    def check_auth(self) -> None:
+        """Prove the credentials work (``omsign login``): GET /v2/ through the normal auth dance."""
+        resp = self._send("GET", f"{self.base_url}/v2/", scopes=self._pull)
+        if resp.status_code != 200:
+            raise self._error(resp, "the registry API")
+        resp.close()
 
     def _count_request(self, request: httpx.Request) -> None:
         self.stats.add(requests=1)
@@ -401,7 +411,7 @@ class RegistryStore:
             except httpx.TransportError as exc:
                 if not replayable:
                     raise
-                delay = backoff_delay(attempt)
+                delay = self._backoff(attempt)
                 attempt += 1
                 if attempt > self.options.retries or time.monotonic() + delay > deadline:
                     raise RegistryError(
@@ -421,7 +431,7 @@ class RegistryStore:
                 continue
             if resp.status_code in RETRY_STATUSES and replayable:
                 wait = retry_after_seconds(resp.headers.get("retry-after"))
-                delay = wait if wait is not None else backoff_delay(attempt)
+                delay = wait if wait is not None else self._backoff(attempt)
                 if attempt >= self.options.retries or time.monotonic() + delay > deadline:
                     return resp  # the caller turns it into an error naming the operation
                 resp.close()
@@ -727,7 +737,7 @@ class RegistryStore:
                         f"upload of {source.path} to {self.host} keeps failing: {failure}",
                         hint="check the network or proxy; re-running resumes nothing but skips finished blobs",
                     )
-                time.sleep(backoff_delay(failures - 1))
+                time.sleep(self._backoff(failures - 1))
                 location, held = self._upload_status(location)
                 if held > size:
                     raise _UploadLost(f"registry holds {held} bytes of a {size}-byte blob")
@@ -811,7 +821,7 @@ class RegistryStore:
                         f"download of blob {desc.digest} from {self.host} keeps failing: {describe_transport_error(exc)}",
                         hint="check the network and try again",
                     ) from exc
-                time.sleep(backoff_delay(max(failures - 1, 0)))
+                time.sleep(self._backoff(max(failures - 1, 0)))
 
     def _drain(self, resp: httpx.Response, writer: VerifyingWriter, progress: Progress | None) -> None:
         """Copy a response into the writer, coalescing the transport's 64 KiB reads to ~4 MiB.
