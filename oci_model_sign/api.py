@@ -15,7 +15,15 @@ from .progress import Reporter
 from .reference import Reference, parse_reference
 from .store import open_store
 from .store.base import Descriptor, Store, StoreOptions
-from .transfer import PullResult, PushResult, pull_model, push_model, read_model
+from .transfer import (
+    PullResult,
+    PushResult,
+    layer_digests,
+    pull_model,
+    push_model,
+    raw_files,
+    read_model,
+)
 
 MODEL_SIG_NAME = "model.sig"
 
@@ -39,16 +47,19 @@ def push(
 
     reference = _ref(ref)
     options = options or StoreOptions()
+    pack = pack_options or PackOptions()
+    pack.use_cache = use_cache and pack.use_cache
     store = open_store(reference, options, create=True)
     try:
         return push_model(
             Path(model_dir),
             reference,
             store,
-            pack=pack_options or PackOptions(),
-            cache=DigestCache() if use_cache else None,
+            pack=pack,
+            cache=DigestCache() if pack.use_cache else None,
             concurrency=options.concurrency,
             reporter=reporter,
+            small_max=options.monolithic_max,
         )
     finally:
         _close(store)
@@ -105,7 +116,7 @@ def inspect(ref: str | Reference, *, options: StoreOptions | None = None) -> Ins
         value = json.loads(manifest.data)
         files = [
             {
-                "path": e.path,
+                "path": str(e.path),
                 "digest": e.descriptor.digest,
                 "size": e.descriptor.size,
                 "mediaType": e.descriptor.media_type,
@@ -169,11 +180,11 @@ def pull(
         verification = None
         extra: dict[str, bytes] = {}
         if policy is not None:
-            found = discover(store, manifest.descriptor, policy, layer_digests=model.layer_digests())
+            found = discover(store, manifest.descriptor, policy, layer_digests=layer_digests(model))
             verification = found.result
             verification.raise_if_failed()
             if write_model_sig and found.model_signing_bundle is not None:
-                if any(e.path == MODEL_SIG_NAME for e in model.files):
+                if any(str(e.path) == MODEL_SIG_NAME for e in model.files):
                     raise InputError(f"the model already contains a file named {MODEL_SIG_NAME}")
                 extra[MODEL_SIG_NAME] = found.model_signing_bundle
         result = pull_model(
@@ -260,7 +271,7 @@ def sign(
             digest = attach_legacy(store, desc.digest, payload, layer_annotations)
             result.signatures.append({"format": "legacy", "tag": digest, "signature": layer_annotations[_SIG][:16] + "…"})
         if model_signing_bundle:
-            files = model.raw_files()
+            files = raw_files(model)
             if files is None:
                 result.notes.append(
                     "no model-signing bundle: the model has tar layers, whose files' digests the "
@@ -294,7 +305,7 @@ def verify(ref: str | Reference, policy: Any, *, options: StoreOptions | None = 
     try:
         desc = store.resolve(reference.identifier)
         manifest, model = read_model(store, desc.digest)
-        return discover(store, manifest.descriptor, policy, layer_digests=model.layer_digests()).result
+        return discover(store, manifest.descriptor, policy, layer_digests=layer_digests(model)).result
     finally:
         _close(store)
 

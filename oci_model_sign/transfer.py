@@ -8,7 +8,9 @@ every layer has been verified.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
@@ -19,9 +21,25 @@ from typing import Any
 from .digest import sha256_digest
 from .errors import InputError
 from .model.digestcache import DigestCache
-from .model.pack import ModelPlan, PackOptions, build_config, build_manifest, plan_model
-from .model.unpack import ModelEntry, ModelManifest, Staging, filter_entries, parse_model_manifest
-from .progress import NullReporter, Reporter
+from .model.pack import (
+    ModelPlan,
+    PackOptions,
+    PlanEntry,
+    build_config_blob,
+    build_manifest,
+    layer_descriptor,
+    plan_model,
+)
+from .model.tarzstd import extract_tar
+from .model.unpack import (
+    ModelEntry,
+    ModelManifest,
+    Staging,
+    filter_entries,
+    matches_include,
+    parse_model_manifest,
+)
+from .progress import NullReporter, Progress, Reporter
 from .reference import Reference
 from .store.base import OCI_MANIFEST, BlobSource, Descriptor, ManifestData, Store
 
@@ -113,10 +131,6 @@ def run_parallel(jobs: Iterable[Callable[[], Any]], concurrency: int) -> list[An
         return [f.result() for f in futures]
 
 
-def _stat_signature(st: os.stat_result) -> tuple[int, int, int]:
-    return (st.st_size, st.st_mtime_ns, st.st_ino)
-
-
 def push_model(
     model_dir: Path,
     ref: Reference,
@@ -126,20 +140,46 @@ def push_model(
     cache: DigestCache | None,
     concurrency: int = 4,
     reporter: Reporter | None = None,
+    small_max: int = 8 * 1024 * 1024,
 ) -> PushResult:
-    """Pack ``model_dir`` and push it; returns the manifest digest (by which it is signed)."""
+    """Pack ``model_dir`` and push it; returns the manifest digest (by which it is signed).
+
+    Each file is read once: a small file into memory (hashed, then the registry is asked
+    whether it has it), a large one streamed to the registry while being hashed, unless the
+    digest cache already knows its digest.
+    """
     reporter = reporter or NullReporter()
-    plan: ModelPlan = plan_model(model_dir, pack, cache=cache)
+    with plan_model(model_dir, pack, cache=cache) as plan:
+        return _push_plan(plan, ref, store, concurrency, reporter, small_max)
+
+
+def _read_exact(path: Path, size: int, name: str) -> bytes:
+    with open(path, "rb") as f:
+        data = f.read(size + 1)
+    if len(data) != size:
+        raise InputError(
+            f"{name} changed while it was being pushed (now {len(data)} bytes, planned {size})",
+            hint="push again once the model folder is no longer being written",
+        )
+    return data
+
+
+def _push_plan(
+    plan: ModelPlan, ref: Reference, store: Store, concurrency: int, reporter: Reporter, small_max: int
+) -> PushResult:
     lock = threading.Lock()
     uploaded = [0]
 
-    def push_layer(index: int) -> tuple[Descriptor, bool]:
-        layer = plan.layers[index]
-        source: BlobSource = layer.source
-        before = os.stat(source.path) if source.path is not None and not layer.generated else None
-        progress = reporter.task(layer.path, source.size)
-        existed = source.digest is not None and store.blob_exists(source.digest)
+    def push_layer(entry: PlanEntry) -> tuple[Descriptor, bool]:
+        source = entry.source
+        if source.digest is None and source.path is not None and source.size <= small_max:
+            # Small and not in the cache: one read into memory gives the digest, so the
+            # registry is asked before anything is sent (a re-push with --no-cache uploads nothing).
+            data = _read_exact(source.path, source.size, entry.relpath)
+            source = BlobSource(size=len(data), data=data, digest=sha256_digest(data))
+        progress = reporter.task(entry.relpath, source.size)
         try:
+            existed = source.digest is not None and store.blob_exists(source.digest)
             if existed:
                 assert source.digest is not None
                 desc = Descriptor("application/octet-stream", source.digest, source.size)
@@ -148,34 +188,28 @@ def push_model(
                 desc = store.push_blob(source, progress)
         finally:
             reporter.done(progress)
-        if before is not None and source.path is not None:
-            after = os.stat(source.path)
-            if _stat_signature(before) != _stat_signature(after):
-                raise InputError(
-                    f"{layer.path} changed while it was being pushed",
-                    hint="push again once the model folder is no longer being written",
-                )
-            if cache is not None and source.digest is None:
-                cache.put(source.path, after, desc.digest)
+        if entry.stat is not None and entry.source.path is not None:
+            _check_unchanged(entry, entry.source.path)
+            plan.remember(entry, desc.digest)
         if not existed:
             with lock:
                 uploaded[0] += desc.size
         return desc, not existed
 
-    results = run_parallel([lambda i=i: push_layer(i) for i in range(len(plan.layers))], concurrency)
+    results = run_parallel([lambda e=e: push_layer(e) for e in plan.entries], concurrency)
     layer_descs: list[Descriptor] = []
     layer_results: list[LayerResult] = []
-    for layer, (desc, was_uploaded) in zip(plan.layers, results, strict=True):
-        full = layer.descriptor(desc.digest, desc.size)
+    for entry, (desc, was_uploaded) in zip(plan.entries, results, strict=True):
+        full = layer_descriptor(entry, desc.digest, desc.size, plan.media_types)
         layer_descs.append(full)
-        layer_results.append(LayerResult(layer.path, desc.digest, desc.size, full.media_type, was_uploaded))
-    config = build_config(plan, layer_descs)
-    config_desc = Descriptor(plan.config_media_type, sha256_digest(config), len(config))
-    if not store.blob_exists(config_desc.digest):
-        store.push_blob(BlobSource(size=len(config), data=config, digest=config_desc.digest))
-    manifest = build_manifest(plan, config_desc, layer_descs)
+        layer_results.append(LayerResult(entry.relpath, desc.digest, desc.size, full.media_type, was_uploaded))
+    config, config_type = build_config_blob(plan, layer_descs)
+    config_desc = Descriptor(config_type, sha256_digest(config), len(config))
+    store.push_blob(BlobSource(size=len(config), data=config, digest=config_desc.digest))
+    manifest = build_manifest(
+        config_desc, layer_descs, plan.options.annotations or None, artifact_type=plan.media_types.artifact_type
+    )
     digest = store.put_manifest(manifest, OCI_MANIFEST, tag=ref.tag)
-    plan.cleanup()
     return PushResult(
         reference=str(ref.pinned(digest)),
         digest=digest,
@@ -188,10 +222,80 @@ def push_model(
     )
 
 
+def _check_unchanged(entry: PlanEntry, path: Path) -> None:
+    """The bytes pushed must be the bytes planned: a file written meanwhile is an error."""
+    before = entry.stat
+    assert before is not None
+    try:
+        after = os.stat(path)
+    except OSError as exc:
+        raise InputError(f"{entry.relpath} disappeared while it was being pushed") from exc
+    if (after.st_size, after.st_mtime_ns, after.st_ino) != (before.st_size, before.st_mtime_ns, before.st_ino):
+        raise InputError(
+            f"{entry.relpath} changed while it was being pushed",
+            hint="push again once the model folder is no longer being written",
+        )
+
+
+def layer_digests(model: ModelManifest) -> dict[str, str]:
+    """path -> digest of every single-file layer (raw layer digest = file sha256)."""
+    return {str(e.path): e.descriptor.digest for e in model.files if not e.is_tar}
+
+
+def raw_files(model: ModelManifest) -> list[tuple[str, str]] | None:
+    """(path, digest) of every file, or None when tar layers hide some files' digests."""
+    if any(e.is_tar for e in model.files):
+        return None
+    return [(str(e.path), e.descriptor.digest) for e in model.files]
+
+
 def read_model(store: Store, digest: str) -> tuple[ManifestData, ModelManifest]:
-    """The manifest by digest (its bytes checked against it) and the model it describes."""
+    """The manifest by digest (its bytes checked against it) and the model it describes.
+
+    The config blob is read too (small, bounded): it carries ModelPack diffIds for tar layers
+    and KitOps paths.
+    """
     data = store.get_manifest(digest)
-    return data, parse_model_manifest(data.data, store.limits)
+    model = parse_model_manifest(data.data, store.limits)
+    config = store.read_blob(model.config, store.limits.config_bytes) if model.config.size else None
+    if config is not None:
+        model = parse_model_manifest(data.data, store.limits, config=config)
+    return data, model
+
+
+def _fetch_entry(
+    store: Store, staging: Staging, entry: ModelEntry, include: list[str], progress: Progress
+) -> None:
+    """Stream one layer into staging, verified; tar layers are verified, then extracted."""
+    if not entry.is_tar:
+        target = staging.temp_path_for(entry)
+        with open(target, "wb") as out:
+            store.fetch_blob(entry.descriptor, out, progress)
+            out.flush()
+            os.fsync(out.fileno())
+        return
+    limits = store.limits
+    bound = entry.uncompressed_size
+    if bound is None:
+        bound = entry.descriptor.size * limits.decompressed_ratio
+    fd, tmp_name = tempfile.mkstemp(prefix=".omsign-layer-", dir=staging.path.parent)
+    try:
+        with os.fdopen(fd, "w+b") as tmp:
+            store.fetch_blob(entry.descriptor, tmp, progress)
+            tmp.seek(0)
+            compression = {"tar": None, "tar+zstd": "zstd", "tar+gzip": "gzip"}[entry.kind]
+            extract_tar(
+                tmp,
+                staging.path,
+                compression=compression,  # type: ignore[arg-type]
+                max_output=bound,
+                expected_diff_id=entry.diff_id,
+                include=(lambda rel: matches_include(rel, include)) if include else None,
+                what=f"layer {entry.path}",
+            )
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
 
 
 def pull_model(
@@ -208,7 +312,8 @@ def pull_model(
 ) -> PullResult:
     """Download, verify and place every (included) file; DEST changes only if all succeed."""
     reporter = reporter or NullReporter()
-    entries: list[ModelEntry] = filter_entries(model.files, include or [])
+    include = include or []
+    entries: list[ModelEntry] = filter_entries(model.files, include)
     if include and not entries:
         raise InputError(f"no file in {ref} matches {', '.join(include)}")
     downloaded = [0]
@@ -216,18 +321,21 @@ def pull_model(
     with Staging(dest) as staging:
 
         def fetch(entry: ModelEntry) -> LayerResult:
-            progress = reporter.task(entry.path, entry.descriptor.size)
+            progress = reporter.task(str(entry.path), entry.descriptor.size)
             try:
-                staging.fetch(store, entry, progress)
+                _fetch_entry(store, staging, entry, include, progress)
+            except OSError as exc:
+                raise InputError(f"cannot write {entry.path} under {dest}: {exc.strerror or exc}") from exc
             finally:
                 reporter.done(progress)
             with lock:
                 downloaded[0] += entry.descriptor.size
-            return LayerResult(entry.path, entry.descriptor.digest, entry.descriptor.size, entry.descriptor.media_type)
+            d = entry.descriptor
+            return LayerResult(str(entry.path), d.digest, d.size, d.media_type)
 
         files = run_parallel([lambda e=e: fetch(e) for e in entries], concurrency)
         for name, content in (extra_files or {}).items():
-            staging.add_file(name, content)
+            staging.temp_path_for(name).write_bytes(content)
         staging.commit()
     return PullResult(
         reference=str(ref.pinned(manifest.digest)),

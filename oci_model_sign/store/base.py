@@ -135,7 +135,7 @@ class StoreOptions:
     docker_config: Path | None = None
     concurrency: int = 4
     chunk_size: int = 64 * 1024 * 1024  # for chunked uploads of large blobs
-    monolithic_max: int = 32 * 1024 * 1024  # blobs up to this size go in one PUT
+    monolithic_max: int = 8 * 1024 * 1024  # blobs up to this size go in one PUT (held in memory)
     timeout: float = 60.0  # seconds without progress before a transfer is cut
     retries: int = field(default_factory=lambda: _env_int("OMSIGN_RETRIES", 5))
     max_retry_time: float = field(default_factory=lambda: float(_env_int("OMSIGN_MAX_RETRY_TIME", 120)))
