@@ -48,6 +48,7 @@ from .keys import (
 from .statements import IN_TOTO_PAYLOAD_TYPE
 
 if TYPE_CHECKING:
+    from sigstore.dsse import Statement as SigstoreStatement
     from sigstore.models import Bundle as SigstoreBundle
     from sigstore.models import ClientTrustConfig
     from sigstore.sign import Signer as SigstoreSigner
@@ -327,6 +328,40 @@ def chain_from_trust_root(
     return chain
 
 
+def sigstore_statement(statement: bytes) -> SigstoreStatement:
+    """Wrap exact statement bytes for sigstore-python's ``Signer.sign_dsse``.
+
+    sigstore-python 4.x validates statements with a model that *requires* ``subject[].name``
+    (it may be null, not absent), but cosign's image statement has no name. Rewriting the
+    statement would change cosign's bytes, so a statement that fails only that validation is
+    passed through unvalidated: signing uses just the bytes (``Statement._contents`` for the
+    PAE); the parsed form is only used by its verifier, which omsign does not call here.
+    """
+    from sigstore import dsse
+    from sigstore.errors import Error as SigstoreError
+
+    try:
+        doc = json.loads(statement)
+    except ValueError as exc:
+        raise InputError(f"the statement to sign is not JSON: {exc}") from exc
+    if not isinstance(doc, dict) or doc.get("_type") != "https://in-toto.io/Statement/v1":
+        raise InputError("the statement to sign is not an in-toto v1 statement")
+    try:
+        return dsse.Statement(statement)
+    except SigstoreError:
+        subjects = doc.get("subject")
+        if not isinstance(subjects, list) or not subjects:
+            raise InputError("the statement to sign has no subject") from None
+        named = {**doc, "subject": [{"name": None, **s} for s in subjects if isinstance(s, dict)]}
+        try:
+            dsse.Statement(json.dumps(named).encode())  # everything else must still validate
+        except SigstoreError as exc:
+            raise InputError(f"sigstore-python rejects the statement: {exc}") from exc
+        raw = dsse.Statement.__new__(dsse.Statement)
+        raw._contents = statement
+        return raw
+
+
 class KeylessSigner(_ContextSigner):
     """Sigstore keyless: an OIDC identity token buys a short-lived Fulcio certificate.
 
@@ -448,12 +483,12 @@ class KeylessSigner(_ContextSigner):
 
     def sign_dsse(self, statement: bytes, *, for_model_signing: bool = False) -> bytes:
         """The same bundle serves cosign and model-signing (a Fulcio cert and a Rekor entry)."""
-        from sigstore import dsse
         from sigstore.errors import Error as SigstoreError
 
+        stmt = sigstore_statement(statement)
         signer = self._session()
         try:
-            bundle = signer.sign_dsse(dsse.Statement(statement))
+            bundle = signer.sign_dsse(stmt)
         except SigstoreError as exc:
             raise RegistryError(f"Sigstore signing failed: {exc}") from exc
         except Exception as exc:
