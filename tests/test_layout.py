@@ -252,7 +252,7 @@ def test_layout_has_no_referrers_api_and_mounts_only_present_blobs(tmp_path: Pat
 
 
 def _tag_many(path: str, worker: int) -> None:
-    store = LayoutStore(parse_reference(f"oci:{path}"), StoreOptions(), create=False)
+    store = LayoutStore(parse_reference(f"oci:{path}"), StoreOptions(), create=True)
     for i in range(8):
         body = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "w": worker, "i": i,
                            "config": {"mediaType": OCI_EMPTY, "digest": EMPTY_DIGEST, "size": 2},
@@ -260,8 +260,7 @@ def _tag_many(path: str, worker: int) -> None:
         store.put_manifest(body, OCI_MANIFEST, tag=f"w{worker}-{i}")
 
 
-def test_concurrent_processes_never_lose_each_others_tags(tmp_path: Path) -> None:
-    layout(tmp_path / "lay")
+def test_concurrent_processes_creating_and_tagging_never_lose_each_others_tags(tmp_path: Path) -> None:
     ctx = multiprocessing.get_context("fork")
     procs = [ctx.Process(target=_tag_many, args=(str(tmp_path / "lay"), w)) for w in range(3)]
     for p in procs:

@@ -339,3 +339,18 @@ def test_no_cache_option_neither_reads_nor_writes_the_default_cache(tmp_path: Pa
     with plan_model(TINY, nocache()) as plan:
         push_plan(layout(tmp_path / "lay"), plan)
     assert not default_cache_path().exists()
+
+
+@pytest.mark.registry
+def test_packed_model_layout_survives_a_skopeo_round_trip(tmp_path: Path, registry: object, repo: str) -> None:
+    import subprocess
+
+    if shutil.which("skopeo") is None:
+        pytest.skip("skopeo not installed")
+    with plan_model(TINY, PackOptions(use_cache=False, pack_dirs=["code"])) as plan:
+        stored = push_plan(layout(tmp_path / "lay"), plan, tag="v1")
+    for src, dst, flag in ((f"oci:{tmp_path / 'lay'}:v1", f"docker://{repo}:v1", "--dest-tls-verify=false"),
+                           (f"docker://{repo}:v1", f"oci:{tmp_path / 'back'}:v1", "--src-tls-verify=false")):
+        subprocess.run(["skopeo", "copy", "--quiet", flag, src, dst], check=True, timeout=120, capture_output=True)
+    back = LayoutStore(parse_reference(f"oci:{tmp_path / 'back'}"), StoreOptions(), create=False)
+    assert back.get_manifest("v1").data == stored.data

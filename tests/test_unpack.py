@@ -286,3 +286,32 @@ def test_tar_layer_extracts_into_staging_then_commits(tmp_path: Path) -> None:
         staging.commit()
     assert (dest / "code/x.py").read_bytes() == b"x"
     assert os.path.isfile(dest / "README.md")
+
+
+def test_packed_model_unpacks_to_identical_files(tmp_path: Path) -> None:
+    store = LayoutStore(parse_reference(f"oci:{tmp_path / 'lay'}"), StoreOptions(), create=True)
+    with plan_model(TINY, PackOptions(use_cache=False, pack_dirs=["code"])) as plan:
+        stored = push_plan(store, plan)
+    config_desc = Descriptor.from_json(json.loads(stored.data)["config"])
+    parsed = parse_model_manifest(stored.data, Limits(), config=store.read_blob(config_desc, 1 << 20))
+    dest = tmp_path / "out"
+    with Staging(dest) as staging:
+        for entry in parsed.files:
+            if entry.kind == "raw":
+                with open(staging.temp_path_for(entry), "wb") as out:
+                    store.fetch_blob(entry.descriptor, out)
+            else:
+                blob = tmp_path / "layer.tmp"
+                with open(blob, "wb") as out:
+                    store.fetch_blob(entry.descriptor, out)
+                assert entry.uncompressed_size is not None
+                with open(blob, "rb") as src:
+                    extract_tar(src, staging.path, compression="zstd", max_output=entry.uncompressed_size,
+                                expected_diff_id=entry.diff_id)
+                blob.unlink()
+        staging.commit()
+    originals = sorted(str(p.relative_to(TINY)) for p in TINY.rglob("*") if p.is_file())
+    copies = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
+    assert copies == originals
+    for rel in originals:
+        assert (dest / rel).read_bytes() == (TINY / rel).read_bytes()

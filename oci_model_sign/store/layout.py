@@ -98,22 +98,23 @@ class LayoutStore:
     # -- set-up ----------------------------------------------------------------------------
     def _create(self) -> None:
         try:
-            if self.root.exists():
-                if not self.root.is_dir():
-                    raise InputError(f"{self.root} exists and is not a folder")
+            if self.root.exists() and not self.root.is_dir():
+                raise InputError(f"{self.root} exists and is not a folder")
+            self.root.mkdir(parents=True, exist_ok=True)
+            # Under the lock, so two processes creating the same layout agree on who did it.
+            with self._locked():
+                if (self.root / LAYOUT_FILE).is_file():
+                    return
                 if any(self.root.iterdir()):
                     raise InputError(
                         f"{self.root} is a non-empty folder without an oci-layout file",
                         hint="choose an empty or new folder for the layout",
                     )
-            self.root.mkdir(parents=True, exist_ok=True)
-            (self.root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
-            with self._locked():
-                if not (self.root / INDEX_FILE).exists():
-                    _atomic_write(self.root / INDEX_FILE,
-                                  _dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}))
-                if not (self.root / LAYOUT_FILE).exists():
-                    _atomic_write(self.root / LAYOUT_FILE, _dumps({"imageLayoutVersion": LAYOUT_VERSION}))
+                (self.root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+                _atomic_write(self.root / INDEX_FILE,
+                              _dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}))
+                # Written last: its presence means the layout is complete.
+                _atomic_write(self.root / LAYOUT_FILE, _dumps({"imageLayoutVersion": LAYOUT_VERSION}))
         except OSError as exc:
             raise InputError(f"cannot create an OCI layout at {self.root}: {exc.strerror or exc}") from exc
 
