@@ -354,3 +354,21 @@ def test_packed_model_layout_survives_a_skopeo_round_trip(tmp_path: Path, regist
         subprocess.run(["skopeo", "copy", "--quiet", flag, src, dst], check=True, timeout=120, capture_output=True)
     back = LayoutStore(parse_reference(f"oci:{tmp_path / 'back'}"), StoreOptions(), create=False)
     assert back.get_manifest("v1").data == stored.data
+
+
+@pytest.mark.registry
+def test_oras_py_pulls_a_packed_model_with_nested_paths(tmp_path: Path, registry: object, repo: str) -> None:
+    import subprocess
+
+    import oras.client
+
+    if shutil.which("skopeo") is None:
+        pytest.skip("skopeo not installed")
+    with plan_model(TINY, PackOptions(use_cache=False)) as plan:
+        push_plan(layout(tmp_path / "lay"), plan, tag="v1")
+    subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{tmp_path / 'lay'}:v1",
+                    f"docker://{repo}:v1"], check=True, timeout=120, capture_output=True)
+    files = oras.client.OrasClient(insecure=True).pull(target=f"{repo}:v1", outdir=str(tmp_path / "out"))
+    pulled = sorted(str(Path(f).relative_to(tmp_path / "out")) for f in files)
+    assert pulled == sorted(str(p.relative_to(TINY)) for p in TINY.rglob("*") if p.is_file())
+    assert (tmp_path / "out/code/utils/helpers.py").read_bytes() == (TINY / "code/utils/helpers.py").read_bytes()
