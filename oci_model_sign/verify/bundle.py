@@ -13,6 +13,7 @@ Key and certificate-chain bundles are checked here with ``cryptography`` (sigsto
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -25,11 +26,11 @@ from ..errors import OmsignError
 from ..limits import default_limits, load_json
 from .policy import (
     TLOG_HINT,
-    AnyPolicy,
     CandidateRejected,
     CertificateChainPolicy,
     IdentityPolicy,
     KeyPolicy,
+    Policy,
     PublicKey,
     RekorEntry,
     check_claim_annotations,
@@ -100,6 +101,12 @@ def _parse_bundle(bundle_bytes: bytes) -> Any:
         if isinstance(media_type, str) and media_type.startswith("application/vnd.dev.sigstore.bundle"):
             raise CandidateRejected(f"bundle format {media_type} is too old: v0.3 is required (as cosign requires)")
         raise CandidateRejected(f"not a Sigstore bundle (mediaType {str(media_type)[:80]!r})")
+    vm = doc.get("verificationMaterial")
+    if isinstance(vm, dict) and "tlogEntries" not in vm:
+        # protojson omits empty repeated fields, so a cosign --tlog-upload=false bundle has no
+        # tlogEntries key; the pydantic model requires it.
+        vm["tlogEntries"] = []
+        bundle_bytes = json.dumps(doc).encode()
     try:
         return BundleModel.from_json(bundle_bytes)
     except ValueError as exc:
@@ -238,7 +245,7 @@ def _verify_cert_chain(inner: Any, policy: CertificateChainPolicy) -> tuple[byte
     return payload, describe_certificate(leaf), when
 
 
-def verify_envelope(bundle_bytes: bytes, policy: AnyPolicy) -> VerifiedEnvelope:
+def verify_envelope(bundle_bytes: bytes, policy: Policy) -> VerifiedEnvelope:
     """Parse the bundle and verify its DSSE signature (and tlog) against ``policy``.
 
     Raises ``CandidateRejected``; the statement's subject is not checked here.
@@ -251,7 +258,7 @@ def verify_envelope(bundle_bytes: bytes, policy: AnyPolicy) -> VerifiedEnvelope:
         payload, signer, when = _verify_identity(bundle_bytes, policy)
     elif isinstance(policy, CertificateChainPolicy):
         payload, signer, when = _verify_cert_chain(inner, policy)
-    else:  # pragma: no cover - typed callers cannot get here
+    else:
         raise CandidateRejected(f"unsupported policy {type(policy).__name__}")
     limits = default_limits()
     try:
@@ -294,7 +301,7 @@ def _string_annotations(value: object) -> dict[str, str]:
 
 
 def verify_bundle(
-    bundle_bytes: bytes, subject_digest: str, policy: AnyPolicy, *, source: str
+    bundle_bytes: bytes, subject_digest: str, policy: Policy, *, source: str
 ) -> CandidateResult:
     """One cosign-style bundle candidate for the artifact ``subject_digest`` (``sha256:<hex>``).
 
@@ -343,7 +350,7 @@ def _valid_resource_name(name: str) -> bool:
 
 
 def verify_model_signature(
-    bundle_bytes: bytes, policy: AnyPolicy, *, source: str = "model.sig"
+    bundle_bytes: bytes, policy: Policy, *, source: str = "model.sig"
 ) -> ModelSignature:
     """Verify a model_signing v1.0 bundle and return the resources it vouches for.
 
@@ -431,7 +438,7 @@ def compare_resources(expected: dict[str, str], actual: dict[str, str], what: st
 
 def verify_model_signing_bundle(
     bundle_bytes: bytes,
-    policy: AnyPolicy,
+    policy: Policy,
     *,
     layer_digests: dict[str, str] | None,
     source: str = "model.sig",

@@ -23,11 +23,11 @@ from ..errors import OmsignError
 from ..limits import default_limits, load_json
 from .policy import (
     TLOG_HINT,
-    AnyPolicy,
     CandidateRejected,
     CertificateChainPolicy,
     IdentityPolicy,
     KeyPolicy,
+    Policy,
     PublicKey,
     RekorEntry,
     b64decode_lenient,
@@ -177,7 +177,7 @@ def verify_simple_signing(
     payload: bytes,
     annotations: dict[str, str],
     subject_digest: str,
-    policy: AnyPolicy,
+    policy: Policy,
     *,
     source: str,
     media_type: str | None = None,
@@ -205,7 +205,7 @@ def verify_simple_signing(
             signer = _verify_keyless(payload, sig, annotations, policy)
         elif isinstance(policy, CertificateChainPolicy):
             signer = _verify_cert_chain(payload, sig, annotations, policy)
-        else:  # pragma: no cover - typed callers cannot get here
+        else:
             raise CandidateRejected(f"unsupported policy {type(policy).__name__}")
         doc = _claims(payload, subject_digest, require_type)
         optional = doc.get("optional")

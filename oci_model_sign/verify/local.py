@@ -16,7 +16,7 @@ from ..digest import hash_file
 from ..errors import InputError, LimitError
 from ..limits import default_limits
 from .bundle import compare_resources, verify_model_signature
-from .policy import AnyPolicy, CandidateRejected
+from .policy import CandidateRejected, Policy
 from .result import CandidateResult, VerificationResult
 
 DEFAULT_IGNORED = (".git", ".gitattributes", ".github", ".gitignore")
@@ -90,7 +90,7 @@ def hash_model_files(
 def verify_local(
     model_dir: Path,
     signature: Path,
-    policy: AnyPolicy,
+    policy: Policy,
     *,
     ignore_paths: list[str] | None = None,
     allow_symlinks: bool = False,
