@@ -323,7 +323,7 @@ def pull(
         _print_json(result.to_json())
     else:
         if result.verification is not None:
-            typer.echo(f"verified: {result.verification.summary()}", err=True)
+            typer.echo(result.verification.summary(), err=True)
         typer.echo(f"pulled {len(result.files)} files ({_human(result.downloaded_bytes)}) into {dest}", err=True)
         typer.echo(result.digest)
 
@@ -434,15 +434,13 @@ def verify(
     )
     result = api.verify(reference, policy, options=options)
     if json_out:
-        _print_json(result.to_json())
-    else:
+        _print_json(result.to_dict())
+    result.raise_if_failed()  # the one-line error names the closest candidate
+    if not json_out:
         for c in result.candidates:
             mark = "ok  " if c.ok else "fail"
             typer.echo(f"  {mark} {c.source}: {c.reason}", err=True)
-    if not result.ok:
-        result.raise_if_failed()
-    if not json_out:
-        typer.echo(f"verified: {result.summary()}", err=True)
+        typer.echo(result.summary(), err=True)
         typer.echo(result.subject_digest)
 
 
@@ -474,10 +472,10 @@ def verify_local(
     sig = signature or (model_dir / api.MODEL_SIG_NAME)
     result = _verify_local(model_dir, sig, policy, ignore_paths=list(ignore))
     if json_out:
-        _print_json(result.to_json())
+        _print_json(result.to_dict())
     result.raise_if_failed()
     if not json_out:
-        typer.echo(f"verified: {result.summary()}", err=True)
+        typer.echo(result.summary(), err=True)
 
 
 @app.command("generate-key-pair")

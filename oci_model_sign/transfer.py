@@ -109,7 +109,7 @@ class PullResult:
             "files": [f.to_json() for f in self.files],
         }
         if self.verification is not None:
-            out["verification"] = self.verification.to_json()
+            out["verification"] = self.verification.to_dict()
         return out
 
 

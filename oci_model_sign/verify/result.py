@@ -79,17 +79,16 @@ class VerificationResult:
             return None
         return max(failures, key=_progress)
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "subject_digest": self.subject_digest,
+            "ok": self.ok,
+            "accepted": self.accepted.to_dict() if self.accepted else None,
+            "candidates": [c.to_dict() for c in self.candidates],
+        }
+
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "subject_digest": self.subject_digest,
-                "ok": self.ok,
-                "accepted": self.accepted.to_dict() if self.accepted else None,
-                "candidates": [c.to_dict() for c in self.candidates],
-            },
-            indent=2,
-            sort_keys=True,
-        )
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     def summary(self) -> str:
         if self.accepted is not None:
@@ -122,5 +121,5 @@ class VerificationResult:
         raise VerificationError(
             f"no signature for {self.subject_digest} satisfies the policy: {n} candidate(s) tried; "
             f"the closest ({best.source}) failed: {best.reason}",
-            hint="check the key or identity/issuer you passed, or run with --output json to see every candidate",
+            hint="check the key or identity/issuer you passed, or run with --json to see every candidate",
         )
