@@ -350,3 +350,24 @@ def test_store_is_usable_as_context_manager_and_closes(repo: str) -> None:
     with pytest.raises(RuntimeError):
         store._client.get(store.base_url + "/v2/")
 
+
+
+def test_rehash_after_resume_matches_the_bytes_the_registry_holds(tmp_path: Path) -> None:
+    import hashlib
+
+    data = os.urandom(3 * MiB + 5)
+    path = tmp_path / "r.bin"
+    path.write_bytes(data)
+    source = BlobSource(size=len(data), path=path)
+    checkpoint_hasher = hashlib.sha256(data[: 1 * MiB])
+    buf = bytearray(64 * 1024)
+    changed = InputError("changed")
+    with path.open("rb") as f:
+        # The registry kept part of an interrupted chunk: ahead of our checkpoint.
+        h = RegistryStore._rehash(f, source, (1 * MiB, checkpoint_hasher), 2 * MiB + 17, "sha256", buf, changed)
+        assert h.hexdigest() == hashlib.sha256(data[: 2 * MiB + 17]).hexdigest()
+        assert f.tell() == 2 * MiB + 17
+        # The registry lost data we thought confirmed: rebuilt from the start of the file.
+        h = RegistryStore._rehash(f, source, (2 * MiB, hashlib.sha256(data[: 2 * MiB])), 100, "sha256", buf, changed)
+        assert h.hexdigest() == hashlib.sha256(data[:100]).hexdigest()
+        assert f.tell() == 100
