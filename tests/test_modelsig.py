@@ -52,9 +52,8 @@ def test_statement_equals_model_signing_hashing_the_folder(tmp_path: Path) -> No
 
     model = tmp_path / "my-model"
     files = _make_folder(model)
-    manifest = (
-        hashing.Config().set_ignored_paths(paths=["model.sig"], ignore_git_paths=True).hash(model)
-    )
+    config = hashing.Config()  # type: ignore[no-untyped-call]
+    manifest = config.set_ignored_paths(paths=["model.sig"], ignore_git_paths=True).hash(model)
     reference = json_format.MessageToJson(signing.Payload(manifest).statement.pb).encode()
     ours = modelsig.model_signing_statement("my-model", files)
     assert _normalized(ours) == _normalized(reference)

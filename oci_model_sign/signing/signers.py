@@ -25,14 +25,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ..errors import InputError, OmsignError, RegistryError
+from ..errors import InputError, RegistryError
 from .dsse import sign_envelope
 from .keys import (
     PUBLIC_KEY_TYPES,
@@ -113,11 +113,14 @@ class Signer(Protocol):
     ) -> None: ...
 
 
+_S = TypeVar("_S", bound="_ContextSigner")
+
+
 class _ContextSigner:
     def close(self) -> None:
         """Nothing to release by default."""
 
-    def __enter__(self) -> _ContextSigner:
+    def __enter__(self: _S) -> _S:
         return self
 
     def __exit__(
@@ -428,7 +431,8 @@ class KeylessSigner(_ContextSigner):
             ) from exc
         return self._config
 
-    def _token(self, config: ClientTrustConfig) -> str:
+    def _token(self) -> str:
+        """Explicit > ambient > interactive; only the interactive flow needs the trust config."""
         if self._raw_token:
             return self._raw_token
         if self._ambient:
@@ -445,10 +449,11 @@ class KeylessSigner(_ContextSigner):
         if self._oauth and _tty():
             from sigstore.oidc import Issuer
 
+            config = self._trust_config()
             try:
                 issuer = Issuer(config.signing_config.get_oidc_url())
                 return str(issuer.identity_token(force_oob=self._force_oob))
-            except Exception as exc:
+            except Exception as exc:  # the OAuth flow raises many kinds
                 raise InputError(f"interactive Sigstore sign-in failed: {exc}") from exc
         raise InputError(
             "no identity token for keyless signing",
@@ -463,22 +468,20 @@ class KeylessSigner(_ContextSigner):
         from sigstore.oidc import IdentityToken
         from sigstore.sign import SigningContext
 
-        config = self._trust_config()
-        raw = self._token(config)
+        raw = self._token()
         try:
             token = IdentityToken(raw)
-        except Exception as exc:
+        except Exception as exc:  # IdentityError or a JWT decoding error
             raise InputError(f"the identity token is not usable: {exc}") from exc
-        self._identity = token.identity
+        config = self._trust_config()
         try:
             ctx = SigningContext.from_trust_config(config)
             self._signer = self._stack.enter_context(ctx.signer(token))
         except SigstoreError as exc:
             raise RegistryError(f"Sigstore refused a signing certificate: {exc}") from exc
-        except OmsignError:
-            raise
-        except Exception as exc:
+        except Exception as exc:  # requests/network errors from sigstore
             raise RegistryError(f"Sigstore signing failed: {exc}") from exc
+        self._identity = token.identity
         return self._signer
 
     def sign_dsse(self, statement: bytes, *, for_model_signing: bool = False) -> bytes:
