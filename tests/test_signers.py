@@ -415,7 +415,7 @@ def test_keyless_with_garbage_token_is_input_error() -> None:
 
 
 def test_keyless_with_unreadable_trust_config_is_input_error(tmp_path: Path) -> None:
-    from tests.sigstore_local.fixture import make_token
+    make_token = pytest.importorskip("tests.sigstore_local.fixture").make_token
 
     (tmp_path / "tc.json").write_text("{}")
     with pytest.raises(InputError, match="trust config"):
