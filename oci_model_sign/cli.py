@@ -140,6 +140,8 @@ def _policy(
             identity_regexp=identity_regexp,
             issuer=issuer,
             issuer_regexp=issuer_regexp,
+            ignore_tlog=ignore_tlog,
+            trusted_root=trust_config,
             annotations=annotations,
         )
     if identity or identity_regexp or issuer or issuer_regexp:
