@@ -8,7 +8,10 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 Progress = Callable[[int], None]
 
@@ -66,7 +69,7 @@ class RichReporter:
         )
         self._progress.start()
         self._total = self._progress.add_task(label, total=total_bytes)
-        self._tasks: dict[int, int] = {}
+        self._tasks: dict[int, TaskID] = {}
 
     def task(self, description: str, total: int) -> Progress:
         with self._lock:

@@ -9,6 +9,7 @@ every layer has been verified.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
 import threading
@@ -196,7 +197,7 @@ def _push_plan(
                 uploaded[0] += desc.size
         return desc, not existed
 
-    results = run_parallel([lambda e=e: push_layer(e) for e in plan.entries], concurrency)
+    results = run_parallel([functools.partial(push_layer, e) for e in plan.entries], concurrency)
     layer_descs: list[Descriptor] = []
     layer_results: list[LayerResult] = []
     for entry, (desc, was_uploaded) in zip(plan.entries, results, strict=True):
@@ -333,7 +334,7 @@ def pull_model(
             d = entry.descriptor
             return LayerResult(str(entry.path), d.digest, d.size, d.media_type)
 
-        files = run_parallel([lambda e=e: fetch(e) for e in entries], concurrency)
+        files = run_parallel([functools.partial(fetch, e) for e in entries], concurrency)
         for name, content in (extra_files or {}).items():
             staging.temp_path_for(name).write_bytes(content)
         staging.commit()

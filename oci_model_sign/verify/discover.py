@@ -94,10 +94,10 @@ def discover(
     if sig_manifest is not None:
         candidates.extend(_legacy_candidates(store, sig_manifest, subject, policy, tag))
     accepted = next((c for c in candidates if c.ok and c.kind != "model-signing-bundle"), None)
-    result = VerificationResult(
+    verdict = VerificationResult(
         subject_digest=subject.digest, ok=accepted is not None, accepted=accepted, candidates=candidates
     )
-    return Discovery(result=result, model_signing_bundle=model_sig)
+    return Discovery(result=verdict, model_signing_bundle=model_sig)
 
 
 def _legacy_candidates(
