@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError, UsageError, VerificationError
+from .model.unpack import parse_model_manifest
 from .progress import Reporter
 from .reference import Reference, parse_reference
 from .store import open_store
@@ -23,6 +24,7 @@ from .transfer import (
     push_model,
     raw_files,
     read_model,
+    with_config,
 )
 
 MODEL_SIG_NAME = "model.sig"
@@ -104,7 +106,6 @@ def inspect(ref: str | Reference, *, options: StoreOptions | None = None) -> Ins
     import json
 
     from .errors import NotFoundError
-    from .reference import legacy_signature_tag
     from .signing.attach import read_legacy_layers
     from .store.referrers import list_referrers
 
@@ -137,7 +138,6 @@ def inspect(ref: str | Reference, *, options: StoreOptions | None = None) -> Ins
             legacy = len(read_legacy_layers(store, desc.digest))
         except NotFoundError:
             legacy = 0
-        _ = legacy_signature_tag
         return InspectResult(
             reference=str(reference.pinned(desc.digest)),
             digest=desc.digest,
@@ -176,17 +176,20 @@ def pull(
     store = open_store(reference, options)
     try:
         desc = store.resolve(reference.identifier)
-        manifest, model = read_model(store, desc.digest)
+        manifest = store.get_manifest(desc.digest)  # by digest: bytes checked against it
+        model = parse_model_manifest(manifest.data, store.limits)
         verification = None
         extra: dict[str, bytes] = {}
         if policy is not None:
+            # The signature is checked before anything else is downloaded, config included.
             found = discover(store, manifest.descriptor, policy, layer_digests=layer_digests(model))
             verification = found.result
             verification.raise_if_failed()
-            if write_model_sig and found.model_signing_bundle is not None:
+            if write_model_sig and not include and found.model_signing_bundle is not None:
                 if any(str(e.path) == MODEL_SIG_NAME for e in model.files):
                     raise InputError(f"the model already contains a file named {MODEL_SIG_NAME}")
                 extra[MODEL_SIG_NAME] = found.model_signing_bundle
+        model = with_config(store, manifest, model)
         result = pull_model(
             store,
             reference,

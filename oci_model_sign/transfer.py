@@ -257,11 +257,15 @@ def read_model(store: Store, digest: str) -> tuple[ManifestData, ModelManifest]:
     and KitOps paths.
     """
     data = store.get_manifest(digest)
-    model = parse_model_manifest(data.data, store.limits)
-    config = store.read_blob(model.config, store.limits.config_bytes) if model.config.size else None
-    if config is not None:
-        model = parse_model_manifest(data.data, store.limits, config=config)
-    return data, model
+    return data, with_config(store, data, parse_model_manifest(data.data, store.limits))
+
+
+def with_config(store: Store, data: ManifestData, model: ModelManifest) -> ModelManifest:
+    """Re-read the model with its (small, bounded, verified) config blob."""
+    if not model.config.size:
+        return model
+    config = store.read_blob(model.config, store.limits.config_bytes)
+    return parse_model_manifest(data.data, store.limits, config=config)
 
 
 def _fetch_entry(

@@ -43,6 +43,14 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int) -> 
     assert "Traceback" not in proc.stderr
 
 
+def push_json(model: Path, ref: str, *args: str) -> dict[str, object]:
+    proc = omsign("push", str(model), ref, "--json", *args)
+    assert proc.returncode == 0, proc.stderr
+    value = json.loads(proc.stdout)
+    assert isinstance(value, dict)
+    return value
+
+
 @pytest.fixture
 def model(tmp_path: Path) -> Path:
     dest = tmp_path / "model"
@@ -230,8 +238,9 @@ def test_registry_down_is_a_registry_error(model: Path) -> None:
 def test_tampered_blob_in_registry_storage_is_refused_and_dest_untouched(
     registry: RegistryServer, repo: str, model: Path, tmp_path: Path
 ) -> None:
-    pushed = omsign("push", str(model), f"{repo}:v1", "--json")
-    layer = next(x for x in json.loads(pushed.stdout)["layers"] if x["path"].endswith(".safetensors"))
+    layers = push_json(model, f"{repo}:v1")["layers"]
+    assert isinstance(layers, list)
+    layer = next(x for x in layers if x["path"].endswith(".safetensors"))
     blob = registry.blob_path(layer["digest"])
     data = bytearray(blob.read_bytes())
     data[100] ^= 0x01
@@ -247,8 +256,9 @@ def test_tampered_blob_in_registry_storage_is_refused_and_dest_untouched(
 def test_blob_of_wrong_size_in_registry_storage_is_refused(
     registry: RegistryServer, repo: str, model: Path, tmp_path: Path
 ) -> None:
-    pushed = omsign("push", str(model), f"{repo}:v1", "--json")
-    layer = next(x for x in json.loads(pushed.stdout)["layers"] if x["path"] == "config.json")
+    layers = push_json(model, f"{repo}:v1")["layers"]
+    assert isinstance(layers, list)
+    layer = next(x for x in layers if x["path"] == "config.json")
     blob = registry.blob_path(layer["digest"])
     blob.write_bytes(blob.read_bytes() + b"extra")
     dest = tmp_path / "out"
