@@ -68,3 +68,14 @@ def interop() -> Path:
 
 # Offline keyless Sigstore (npm @sigstore/mock via node): the `sigstore_local` fixture.
 from tests.sigstore_local.fixture import sigstore_local  # noqa: E402, F401
+
+# -- hypothesis profiles (tests/test_fuzz.py): few examples for `make test`, many for `make fuzz` --
+FUZZ_EXAMPLES = int(os.environ.get("OMSIGN_FUZZ_EXAMPLES", "5000"))
+
+from hypothesis import HealthCheck as _HealthCheck  # noqa: E402
+from hypothesis import settings as _hsettings  # noqa: E402
+
+_hsettings.register_profile(
+    "fuzz", max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=[_HealthCheck.too_slow]
+)
+_hsettings.register_profile("default", max_examples=40, deadline=None)
