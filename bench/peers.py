@@ -155,7 +155,8 @@ def _sha256_file(path: Path) -> str:
 
 def write_layout(model: Model, layout: Path, tag: str) -> None:
     """A ModelPack-style OCI layout, one layer per file, blobs hard-linked to the model's files
-    (same bytes, no copy). Used as skopeo's push source only when ``omsign pack`` fails."""
+    (same bytes, no copy). Used as skopeo's push source only when ``omsign pack`` fails.
+    Linking changes the files' ctime: call it before anything fills omsign's digest cache."""
     blobs = layout / "blobs" / "sha256"
     blobs.mkdir(parents=True, exist_ok=True)
     (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
