@@ -815,6 +815,11 @@ class RegistryStore:
                 writer.finish()
                 return
             except httpx.TransportError as exc:
+                if writer.written == desc.size:
+                    # Every byte arrived and only the end of the response was lost (a length
+                    # that overstated the body, a dropped final chunk): the digest decides.
+                    writer.finish()
+                    return
                 failures = 0 if writer.written > before else failures + 1
                 if failures > self.options.retries:
                     raise RegistryError(
