@@ -12,6 +12,7 @@ import io
 import json
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 import zstandard
@@ -57,7 +58,7 @@ def _layer_digest(result: api.PushResult, path: str) -> str:
 
 
 @pytest.fixture(params=["absent", "prefilled"])
-def dest(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, object]:
+def dest(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, dict[str, Any] | None]:
     if request.param == "absent":
         d = tmp_path / "out" / "dest"
         return d, None
@@ -97,7 +98,7 @@ def test_blob_truncated_in_registry_storage_is_refused(
 
 def test_proxy_serving_other_bytes_is_refused(
     registry: registry_server.RegistryServer, proxy: FaultProxy, pushed: tuple[str, api.PushResult],
-    dest: tuple[Path, object],
+    dest: tuple[Path, dict[str, Any] | None],
 ) -> None:
     """A middlebox flips every blob byte after offset 100 (same length): refused, DEST untouched."""
     ref, result = pushed
