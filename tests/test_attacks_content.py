@@ -70,7 +70,8 @@ def _via(proxy_: FaultProxy, ref: str, registry: registry_server.RegistryServer)
 
 
 def test_blob_altered_in_registry_storage_is_refused(
-    registry: registry_server.RegistryServer, pushed: tuple[str, api.PushResult], dest: tuple[Path, object]
+    registry: registry_server.RegistryServer, pushed: tuple[str, api.PushResult],
+    dest: tuple[Path, dict[str, Any] | None],
 ) -> None:
     """A weight blob rewritten on the registry's disk (same size) is refused, DEST untouched."""
     ref, result = pushed
