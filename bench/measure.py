@@ -93,6 +93,31 @@ def tree_rss(root: int) -> int:
     return sum(_rss_bytes(pid) for pid in _tree(root))
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def system_busy_s() -> float:
+    """CPU seconds all cores spent not idle since boot (user, nice, system, irq, softirq, steal)."""
+    try:
+        with open("/proc/stat", "rb") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq + steal) / TICK
+
+
+def process_cpu_s(pid: int) -> float:
+    """user+sys CPU seconds of one live process (the registry), 0 if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return 0.0
+    rest = stat[stat.rfind(b")") + 2 :].split()
+    return (int(rest[11]) + int(rest[12])) / TICK
+
+
 def _tail(path: Path, limit: int = 2000) -> str:
     try:
         data = path.read_bytes()
@@ -108,14 +133,22 @@ def run(
     env: Mapping[str, str] | None = None,
     timeout: float = 1800.0,
     input_bytes: bytes | None = None,
+    registry_pid: int | None = None,
 ) -> Measurement:
-    """Run ``argv`` to completion, sampling its process tree; never raises for a failing command."""
+    """Run ``argv`` to completion, sampling its process tree; never raises for a failing command.
+
+    With ``registry_pid`` the registry's CPU during the run is recorded too (for information: it
+    is not the tool's), and so is the CPU everything else on the machine used meanwhile
+    (``other_cpu_s``: system busy time minus tool, registry and this harness), a noise indicator.
+    """
     full_env = dict(os.environ)
     if env:
         full_env.update(env)
     with tempfile.TemporaryDirectory(prefix="omsign-bench-io-") as io_dir:
         out_path, err_path = Path(io_dir, "stdout"), Path(io_dir, "stderr")
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            busy0, self0 = system_busy_s(), sum(os.times()[:2])
+            reg0 = process_cpu_s(registry_pid) if registry_pid else 0.0
             start = time.perf_counter()
             try:
                 proc = subprocess.Popen(
@@ -146,6 +179,14 @@ def run(
                 time.sleep(POLL_SECONDS)
             wall = time.perf_counter() - start
             proc.returncode = os.waitstatus_to_exitcode(status)
+            reg_cpu = (process_cpu_s(registry_pid) - reg0) if registry_pid else 0.0
+            busy = system_busy_s() - busy0
+            own = sum(os.times()[:2]) - self0
+            tool_cpu = usage.ru_utime + usage.ru_stime
+            extra = {"system_busy_cpu_s": round(busy, 2), "harness_cpu_s": round(own, 2),
+                     "other_cpu_s": round(max(0.0, busy - tool_cpu - reg_cpu - own), 2)}
+            if registry_pid:
+                extra["registry_cpu_s"] = round(reg_cpu, 2)
         rc = proc.returncode
         return Measurement(
             argv=list(argv),
@@ -159,6 +200,7 @@ def run(
             stdout_tail=_tail(out_path),
             stderr_tail=_tail(err_path),
             timed_out=timed_out,
+            extra=extra,
         )
 
 
