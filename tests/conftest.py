@@ -53,6 +53,18 @@ def auth_registry() -> Iterator[registry_server.RegistryServer]:
 
 
 @pytest.fixture
+def private_registry() -> Iterator[registry_server.RegistryServer]:
+    """A registry of the test's own, for tests that tamper with blob storage.
+
+    Blobs are shared by every repository of a registry, so editing one in the session registry
+    would corrupt other tests' pushes.
+    """
+    server = _start(auth=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def repo(registry: registry_server.RegistryServer) -> str:
     """A fresh repository name on the shared registry: ``127.0.0.1:PORT/test/<uuid>``."""
     return f"{registry.host}/test/{uuid.uuid4().hex[:12]}"

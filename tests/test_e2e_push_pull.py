@@ -236,8 +236,9 @@ def test_registry_down_is_a_registry_error(model: Path) -> None:
 
 
 def test_tampered_blob_in_registry_storage_is_refused_and_dest_untouched(
-    registry: RegistryServer, repo: str, model: Path, tmp_path: Path
+    private_registry: RegistryServer, model: Path, tmp_path: Path
 ) -> None:
+    registry, repo = private_registry, f"{private_registry.host}/tamper/model"
     layers = push_json(model, f"{repo}:v1")["layers"]
     assert isinstance(layers, list)
     layer = next(x for x in layers if x["path"].endswith(".safetensors"))
@@ -254,8 +255,9 @@ def test_tampered_blob_in_registry_storage_is_refused_and_dest_untouched(
 
 
 def test_blob_of_wrong_size_in_registry_storage_is_refused(
-    registry: RegistryServer, repo: str, model: Path, tmp_path: Path
+    private_registry: RegistryServer, model: Path, tmp_path: Path
 ) -> None:
+    registry, repo = private_registry, f"{private_registry.host}/tamper/model"
     layers = push_json(model, f"{repo}:v1")["layers"]
     assert isinstance(layers, list)
     layer = next(x for x in layers if x["path"] == "config.json")

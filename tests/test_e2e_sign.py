@@ -227,8 +227,9 @@ def test_signature_copied_onto_another_model_is_rejected(
 
 
 def test_tampered_layer_of_signed_model_is_refused(
-    registry: RegistryServer, repo: str, model: Path, keys: Path, tmp_path: Path
+    private_registry: RegistryServer, model: Path, keys: Path, tmp_path: Path
 ) -> None:
+    registry, repo = private_registry, f"{private_registry.host}/tamper/model"
     ref = f"{repo}:v1"
     push_signed(model, ref, keys)
     info = json.loads(omsign("inspect", ref, "--json").stdout)
