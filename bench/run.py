@@ -670,7 +670,7 @@ def plot(data: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, op in zip(axes, ("push", "pull"), strict=True):
         for tool in TOOLS:
             pts = []
