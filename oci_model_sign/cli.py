@@ -37,6 +37,19 @@ JsonOut = typer.Option(False, "--json", help="Print the result as JSON on stdout
 ProgressOpt = typer.Option(None, "--progress/--no-progress", help="Progress bars (default: only on a terminal).")
 Annotations = typer.Option([], "-a", "--annotation", help="key=value, carried in the signed payload / required at verify.")
 
+# policy flags, named as cosign names them
+KeyPub = typer.Option(None, "--key", help="Public key (PEM) that must have signed.")
+CertIdentity = typer.Option(None, "--certificate-identity", help="Exact signer identity (certificate SAN).")
+CertIdentityRe = typer.Option(None, "--certificate-identity-regexp", help="Regexp the signer identity must match.")
+CertIssuer = typer.Option(None, "--certificate-oidc-issuer", help="Exact OIDC issuer of the signer's certificate.")
+CertIssuerRe = typer.Option(None, "--certificate-oidc-issuer-regexp", help="Regexp the OIDC issuer must match.")
+CertChain = typer.Option(None, "--certificate-chain", help="Intermediate certificates (PEM) for --ca-roots.")
+CaRoots = typer.Option(None, "--ca-roots", help="Root certificates (PEM) a signing certificate must chain to.")
+IgnoreTlog = typer.Option(False, "--insecure-ignore-tlog", help="Accept signatures without a transparency-log entry.")
+Offline = typer.Option(False, "--offline", help="Use the embedded Sigstore trust root; no network.")
+TrustConfig = typer.Option(None, "--trust-config", help="Trusted root or ClientTrustConfig JSON (private Sigstore).")
+Staging = typer.Option(False, "--staging", help="Trust Sigstore's staging instance.")
+
 
 def _fail(error: OmsignError) -> NoReturn:
     typer.echo(f"omsign: error: {error.one_line()}", err=True)
@@ -177,8 +190,8 @@ def push(
     certificate: Path | None = typer.Option(None, "--certificate"),
     certificate_chain: list[Path] = typer.Option([], "--certificate-chain"),
     identity_token: str | None = typer.Option(None, "--identity-token"),
-    trust_config: Path | None = typer.Option(None, "--trust-config"),
-    staging: bool = typer.Option(False, "--staging"),
+    trust_config: Path | None = TrustConfig,
+    staging: bool = Staging,
     annotation: list[str] = Annotations,
     plain_http: bool | None = PlainHttp,
     insecure: bool = Insecure,
@@ -279,17 +292,17 @@ def pull(
     dest: Path = typer.Argument(..., help="Folder to place the model in (created if missing)."),
     include: list[str] = typer.Option([], "--include", help="Only files matching this glob (repeatable)."),
     verify: bool = typer.Option(False, "--verify", help="Verify the signature before downloading (needs a policy)."),
-    key: Path | None = typer.Option(None, "--key", help="Public key that must have signed."),
-    certificate_identity: str | None = typer.Option(None, "--certificate-identity"),
-    certificate_identity_regexp: str | None = typer.Option(None, "--certificate-identity-regexp"),
-    certificate_oidc_issuer: str | None = typer.Option(None, "--certificate-oidc-issuer"),
-    certificate_oidc_issuer_regexp: str | None = typer.Option(None, "--certificate-oidc-issuer-regexp"),
-    certificate_chain: Path | None = typer.Option(None, "--certificate-chain"),
-    ca_roots: Path | None = typer.Option(None, "--ca-roots"),
-    insecure_ignore_tlog: bool = typer.Option(False, "--insecure-ignore-tlog"),
-    offline: bool = typer.Option(False, "--offline"),
-    trust_config: Path | None = typer.Option(None, "--trust-config"),
-    staging: bool = typer.Option(False, "--staging"),
+    key: Path | None = KeyPub,
+    certificate_identity: str | None = CertIdentity,
+    certificate_identity_regexp: str | None = CertIdentityRe,
+    certificate_oidc_issuer: str | None = CertIssuer,
+    certificate_oidc_issuer_regexp: str | None = CertIssuerRe,
+    certificate_chain: Path | None = CertChain,
+    ca_roots: Path | None = CaRoots,
+    insecure_ignore_tlog: bool = IgnoreTlog,
+    offline: bool = Offline,
+    trust_config: Path | None = TrustConfig,
+    staging: bool = Staging,
     annotation: list[str] = Annotations,
     no_model_signing_bundle: bool = typer.Option(False, "--no-model-signing-bundle", help="Do not write model.sig."),
     plain_http: bool | None = PlainHttp,
@@ -409,17 +422,17 @@ def sign(
 @app.command()
 def verify(
     reference: str = typer.Argument(...),
-    key: Path | None = typer.Option(None, "--key", help="Public key that must have signed."),
-    certificate_identity: str | None = typer.Option(None, "--certificate-identity"),
-    certificate_identity_regexp: str | None = typer.Option(None, "--certificate-identity-regexp"),
-    certificate_oidc_issuer: str | None = typer.Option(None, "--certificate-oidc-issuer"),
-    certificate_oidc_issuer_regexp: str | None = typer.Option(None, "--certificate-oidc-issuer-regexp"),
-    certificate_chain: Path | None = typer.Option(None, "--certificate-chain"),
-    ca_roots: Path | None = typer.Option(None, "--ca-roots"),
-    insecure_ignore_tlog: bool = typer.Option(False, "--insecure-ignore-tlog"),
-    offline: bool = typer.Option(False, "--offline"),
-    trust_config: Path | None = typer.Option(None, "--trust-config"),
-    staging: bool = typer.Option(False, "--staging"),
+    key: Path | None = KeyPub,
+    certificate_identity: str | None = CertIdentity,
+    certificate_identity_regexp: str | None = CertIdentityRe,
+    certificate_oidc_issuer: str | None = CertIssuer,
+    certificate_oidc_issuer_regexp: str | None = CertIssuerRe,
+    certificate_chain: Path | None = CertChain,
+    ca_roots: Path | None = CaRoots,
+    insecure_ignore_tlog: bool = IgnoreTlog,
+    offline: bool = Offline,
+    trust_config: Path | None = TrustConfig,
+    staging: bool = Staging,
     annotation: list[str] = Annotations,
     plain_http: bool | None = PlainHttp,
     insecure: bool = Insecure,
@@ -450,16 +463,16 @@ def verify(
 def verify_local(
     model_dir: Path = typer.Argument(..., help="A model folder, e.g. one written by omsign pull."),
     signature: Path = typer.Option(None, "--signature", help="model-signing bundle (default DIR/model.sig)."),
-    key: Path | None = typer.Option(None, "--key"),
-    certificate_identity: str | None = typer.Option(None, "--certificate-identity"),
-    certificate_identity_regexp: str | None = typer.Option(None, "--certificate-identity-regexp"),
-    certificate_oidc_issuer: str | None = typer.Option(None, "--certificate-oidc-issuer"),
-    certificate_oidc_issuer_regexp: str | None = typer.Option(None, "--certificate-oidc-issuer-regexp"),
-    certificate_chain: Path | None = typer.Option(None, "--certificate-chain"),
-    ca_roots: Path | None = typer.Option(None, "--ca-roots"),
-    offline: bool = typer.Option(False, "--offline"),
-    trust_config: Path | None = typer.Option(None, "--trust-config"),
-    staging: bool = typer.Option(False, "--staging"),
+    key: Path | None = KeyPub,
+    certificate_identity: str | None = CertIdentity,
+    certificate_identity_regexp: str | None = CertIdentityRe,
+    certificate_oidc_issuer: str | None = CertIssuer,
+    certificate_oidc_issuer_regexp: str | None = CertIssuerRe,
+    certificate_chain: Path | None = CertChain,
+    ca_roots: Path | None = CaRoots,
+    offline: bool = Offline,
+    trust_config: Path | None = TrustConfig,
+    staging: bool = Staging,
     ignore: list[str] = typer.Option([], "--ignore"),
     json_out: bool = JsonOut,
 ) -> None:
