@@ -454,7 +454,7 @@ def verify(
     if not json_out:
         for c in result.candidates:
             mark = "ok  " if c.ok else "fail"
-            typer.echo(f"  {mark} {c.source}: {c.reason}", err=True)
+            typer.echo(f"  {mark} {c.kind} {c.source}: {c.reason}", err=True)
         typer.echo(result.summary(), err=True)
         typer.echo(result.subject_digest)
 

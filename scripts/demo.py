@@ -25,10 +25,12 @@ def step(text: str) -> None:
     print(f"\n\033[1m==> {text}\033[0m", flush=True)
 
 
-def run(*args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, check: bool = True, env: dict[str, str] | None = None, quiet: bool = False
+) -> subprocess.CompletedProcess[str]:
     print("$ omsign " + " ".join(args), flush=True)
     proc = subprocess.run([*OMSIGN, *args], text=True, capture_output=True, env=env)
-    if proc.stdout:
+    if proc.stdout and not quiet:
         print(proc.stdout.rstrip())
     if proc.stderr:
         print(proc.stderr.rstrip())
@@ -91,9 +93,18 @@ def main() -> int:
         verified = work / "verified"
         run("pull", signed_ref, str(verified), "--verify", "--key", str(keys / "cosign.pub"), "--insecure-ignore-tlog", "--no-progress")
         print(f"model.sig written for model_signing: {(verified / 'model.sig').exists()}")
+        step("model_signing (the OpenSSF reference tool) accepts the pulled folder as it is")
+        tool = Path(sys.executable).with_name("model_signing")
+        cmd = [str(tool), "verify", "key", str(verified), "--public_key", str(keys / "cosign.pub"),
+               "--signature", str(verified / "model.sig")]
+        print("$ " + " ".join(["model_signing", *cmd[1:]]), flush=True)
+        ms = subprocess.run(cmd, text=True, capture_output=True)
+        print((ms.stdout + ms.stderr).strip())
+        if ms.returncode != 0:
+            return 1
 
         step("tamper with one weight blob in the registry's storage")
-        inspect = run("inspect", signed_ref, "--json")
+        inspect = run("inspect", signed_ref, "--json", quiet=True)
         import json
 
         files = json.loads(inspect.stdout)["files"]
