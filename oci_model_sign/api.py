@@ -42,8 +42,12 @@ def push(
     pack_options: Any = None,
     use_cache: bool = True,
     reporter: Reporter | None = None,
+    mount_from: list[str] | None = None,
 ) -> PushResult:
-    """Pack a model folder (one layer per file, ModelPack) and push it to a registry or layout."""
+    """Pack a model folder (one layer per file, ModelPack) and push it to a registry or layout.
+
+    ``mount_from``: repositories on the same registry to mount existing blobs from.
+    """
     from .model.digestcache import DigestCache
     from .model.pack import PackOptions
 
@@ -62,6 +66,7 @@ def push(
             concurrency=options.concurrency,
             reporter=reporter,
             small_max=options.monolithic_max,
+            mount_from=mount_from,
         )
     finally:
         _close(store)

@@ -185,6 +185,7 @@ def push(
     allow_symlinks: bool = typer.Option(False, "--allow-symlinks", help="Follow symlinks that stay inside the folder."),
     media_types: str = typer.Option("modelpack", "--media-types", help="Layer media-type convention: modelpack or oras."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Re-hash every file (ignore the digest cache)."),
+    mount_from: list[str] = typer.Option([], "--mount-from", help="Repository on the same registry to mount blobs from (repeatable)."),
     sign: bool = typer.Option(False, "--sign", help="Sign the pushed manifest (see omsign sign)."),
     key: Path | None = typer.Option(None, "--key", help="With --sign: private key file."),
     certificate: Path | None = typer.Option(None, "--certificate"),
@@ -205,7 +206,10 @@ def push(
     options = _store_options(plain_http, insecure, username, password_stdin, concurrency)
     pack = _pack_options(ignore, pack_dir, compress, allow_symlinks, media_types)
     signer = _signer(key, certificate, certificate_chain, identity_token, staging, trust_config) if sign else None
-    _run_push(model_dir, reference, pack, options, no_cache, progress, json_out, signer, _annotations(annotation))
+    _run_push(
+        model_dir, reference, pack, options, no_cache, progress, json_out, signer, _annotations(annotation),
+        mount_from=list(mount_from),
+    )
 
 
 def _pack_options(
@@ -234,10 +238,14 @@ def _run_push(
     json_out: bool,
     signer: Any,
     annotations: dict[str, str],
+    mount_from: list[str] | None = None,
 ) -> None:
     reporter = _reporter(progress, _folder_size(model_dir), f"push {model_dir.name}")
     try:
-        result = api.push(model_dir, reference, options=options, pack_options=pack, use_cache=not no_cache, reporter=reporter)
+        result = api.push(
+            model_dir, reference, options=options, pack_options=pack, use_cache=not no_cache,
+            reporter=reporter, mount_from=mount_from,
+        )
     finally:
         reporter.close()
     out: dict[str, Any] = result.to_json()

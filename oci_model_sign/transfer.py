@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .digest import sha256_digest
+from .digest import hash_file, sha256_digest
 from .errors import InputError
 from .model.digestcache import DigestCache
 from .model.pack import (
@@ -142,16 +142,18 @@ def push_model(
     concurrency: int = 4,
     reporter: Reporter | None = None,
     small_max: int = 8 * 1024 * 1024,
+    mount_from: list[str] | None = None,
 ) -> PushResult:
     """Pack ``model_dir`` and push it; returns the manifest digest (by which it is signed).
 
     Each file is read once: a small file into memory (hashed, then the registry is asked
     whether it has it), a large one streamed to the registry while being hashed, unless the
-    digest cache already knows its digest.
+    digest cache already knows its digest. ``mount_from`` names repositories of the same
+    registry that may hold the blobs already (cross-repository mount instead of upload).
     """
     reporter = reporter or NullReporter()
     with plan_model(model_dir, pack, cache=cache) as plan:
-        return _push_plan(plan, ref, store, concurrency, reporter, small_max)
+        return _push_plan(plan, ref, store, concurrency, reporter, small_max, mount_from or [])
 
 
 def _read_exact(path: Path, size: int, name: str) -> bytes:
@@ -166,7 +168,13 @@ def _read_exact(path: Path, size: int, name: str) -> bytes:
 
 
 def _push_plan(
-    plan: ModelPlan, ref: Reference, store: Store, concurrency: int, reporter: Reporter, small_max: int
+    plan: ModelPlan,
+    ref: Reference,
+    store: Store,
+    concurrency: int,
+    reporter: Reporter,
+    small_max: int,
+    mount_from: list[str],
 ) -> PushResult:
     lock = threading.Lock()
     uploaded = [0]
@@ -178,9 +186,15 @@ def _push_plan(
             # registry is asked before anything is sent (a re-push with --no-cache uploads nothing).
             data = _read_exact(source.path, source.size, entry.relpath)
             source = BlobSource(size=len(data), data=data, digest=sha256_digest(data))
+        if mount_from and source.digest is None and source.path is not None:
+            # Mounting needs the digest first: one extra read, only when the user asked for it.
+            source = BlobSource(size=source.size, path=source.path, digest=hash_file(str(source.path))[0])
         progress = reporter.task(entry.relpath, source.size)
         try:
-            existed = source.digest is not None and store.blob_exists(source.digest)
+            existed = source.digest is not None and (
+                store.blob_exists(source.digest)
+                or any(store.mount_blob(source.digest, repo) for repo in mount_from)
+            )
             if existed:
                 assert source.digest is not None
                 desc = Descriptor("application/octet-stream", source.digest, source.size)

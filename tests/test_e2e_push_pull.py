@@ -127,6 +127,15 @@ def test_model_differing_in_one_file_uploads_one_blob(repo: str, model: Path) ->
     assert uploaded == ["config.json"]
 
 
+def test_push_with_mount_from_uploads_nothing_already_in_that_repository(
+    registry: RegistryServer, model: Path
+) -> None:
+    source = f"{registry.host}/mount/source"
+    assert omsign("push", str(model), f"{source}:v1").returncode == 0
+    result = push_json(model, f"{registry.host}/mount/target:v1", "--no-cache", "--mount-from", "mount/source")
+    assert result["uploadedBytes"] == 0
+
+
 def test_pack_to_layout_then_pull_from_layout(model: Path, tmp_path: Path) -> None:
     ref = f"oci:{tmp_path / 'store'}:v1"
     packed = omsign("pack", str(model), ref)
