@@ -50,6 +50,9 @@ _PROGRESS_HINTS = (
 )
 
 
+_NO_MANIFEST_SIGNATURE = "only signatures over the model's files were found, none over its manifest"
+
+
 def _progress(candidate: CandidateResult) -> int:
     reason = candidate.reason.lower()
     for needle, score in _PROGRESS_HINTS:
@@ -100,7 +103,8 @@ class VerificationResult:
         if not self.candidates:
             return f"NOT verified {self.subject_digest}: no signature found"
         best = self.best_failure()
-        assert best is not None
+        if best is None:
+            return f"NOT verified {self.subject_digest}: {_NO_MANIFEST_SIGNATURE}"
         return (
             f"NOT verified {self.subject_digest}: {len(self.candidates)} candidate(s) tried, "
             f"best: {best.source}: {best.reason}"
@@ -116,7 +120,13 @@ class VerificationResult:
                 hint="sign it first (omsign sign), or check that signatures were copied with the artifact",
             )
         best = self.best_failure()
-        assert best is not None
+        if best is None:
+            # Every candidate verified, yet none admits the model: only model-signing bundles
+            # (which vouch for the files, not this manifest) were found.
+            raise VerificationError(
+                f"{_NO_MANIFEST_SIGNATURE} for {self.subject_digest}",
+                hint="sign the manifest itself (omsign sign writes a cosign bundle), or use verify-local on the files",
+            )
         n = len(self.candidates)
         raise VerificationError(
             f"no signature for {self.subject_digest} satisfies the policy: {n} candidate(s) tried; "
