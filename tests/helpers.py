@@ -160,7 +160,7 @@ def assert_untouched(dest: Path, before: dict[str, Any] | None) -> None:
 def prefilled_dest(tmp_path: Path) -> tuple[Path, dict[str, Any] | None]:
     """A DEST that already holds a user's file (the harder case: it must stay byte-identical)."""
     dest = tmp_path / "dest"
-    dest.mkdir()
+    dest.mkdir(parents=True)
     (dest / "keep.txt").write_bytes(b"the user's own file\n")
     return dest, snapshot(dest)
 
