@@ -246,7 +246,7 @@ def sign(
     from .signing.attach import (
         COSIGN_SIGN_PREDICATE,
         MODEL_SIGNING_PREDICATE,
-        attach_bundle,
+        attach_bundles,
         attach_legacy,
     )
     from .signing.attach import (
@@ -262,22 +262,16 @@ def sign(
     store = open_store(reference, options or StoreOptions())
     try:
         desc = store.resolve(reference.identifier)
-        manifest, model = read_model(store, desc.digest)
+        manifest = store.get_manifest(desc.digest)  # the bytes whose digest is signed
+        model = parse_model_manifest(manifest.data, store.limits)
         subject = manifest.descriptor
         result = SignResult(reference=str(reference.pinned(desc.digest)), digest=desc.digest)
+        bundles: list[tuple[bytes, str]] = []
         if format in ("bundle", "both"):
-            statement = cosign_sign_statement(desc.digest, annotations)
-            bundle = signer.sign_dsse(statement)
-            digest = attach_bundle(store, subject, bundle, COSIGN_SIGN_PREDICATE)
-            result.signatures.append({"format": "bundle", "predicateType": COSIGN_SIGN_PREDICATE, "referrer": digest})
+            bundle = signer.sign_dsse(cosign_sign_statement(desc.digest, annotations))
+            bundles.append((bundle, COSIGN_SIGN_PREDICATE))
             if output_bundle is not None:
                 Path(output_bundle).write_bytes(bundle)
-        if format in ("legacy", "both"):
-            payload = simple_signing_payload(reference.repo_name, desc.digest, annotations)
-            legacy = signer.sign_simple(payload)
-            layer_annotations = legacy.annotations()
-            digest = attach_legacy(store, desc.digest, payload, layer_annotations)
-            result.signatures.append({"format": "legacy", "tag": digest, "signature": layer_annotations[_SIG][:16] + "…"})
         if model_signing_bundle:
             files = raw_files(model)
             if files is None:
@@ -288,11 +282,16 @@ def sign(
             else:
                 name = reference.repository.rsplit("/", 1)[-1]
                 statement = model_signing_statement(name, files)
-                bundle = signer.sign_dsse(statement, for_model_signing=True)
-                digest = attach_bundle(store, subject, bundle, MODEL_SIGNING_PREDICATE)
-                result.signatures.append(
-                    {"format": "model-signing", "predicateType": MODEL_SIGNING_PREDICATE, "referrer": digest}
-                )
+                bundles.append((signer.sign_dsse(statement, for_model_signing=True), MODEL_SIGNING_PREDICATE))
+        if bundles:
+            for (_, predicate), digest in zip(bundles, attach_bundles(store, subject, bundles), strict=True):
+                kind = "bundle" if predicate == COSIGN_SIGN_PREDICATE else "model-signing"
+                result.signatures.append({"format": kind, "predicateType": predicate, "referrer": digest})
+        if format in ("legacy", "both"):
+            payload = simple_signing_payload(reference.repo_name, desc.digest, annotations)
+            layer_annotations = signer.sign_simple(payload).annotations()
+            digest = attach_legacy(store, desc.digest, payload, layer_annotations)
+            result.signatures.append({"format": "legacy", "manifest": digest, "signature": layer_annotations[_SIG][:16] + "…"})
         return result
     finally:
         _close(store)

@@ -33,7 +33,7 @@ from ..store.base import (
     Descriptor,
     Store,
 )
-from ..store.referrers import attach_referrer
+from ..store.referrers import attach_referrers
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 BUNDLE_MEDIA_PREFIX = "application/vnd.dev.sigstore.bundle"
@@ -86,10 +86,17 @@ def bundle_referrer_manifest(
 
 def attach_bundle(store: Store, subject: Descriptor, bundle: bytes, predicate_type: str) -> str:
     """Upload the bundle and its referrer manifest; returns the referrer manifest digest."""
+    return attach_bundles(store, subject, [(bundle, predicate_type)])[0]
+
+
+def attach_bundles(store: Store, subject: Descriptor, bundles: list[tuple[bytes, str]]) -> list[str]:
+    """Upload several bundles of one subject; the fallback index is updated once for all."""
     store.push_blob(BlobSource(size=len(EMPTY_JSON), data=EMPTY_JSON, digest=EMPTY_DIGEST))
-    store.push_blob(BlobSource(size=len(bundle), data=bundle, digest=sha256_digest(bundle)))
-    manifest = bundle_referrer_manifest(bundle, subject, predicate_type)
-    return attach_referrer(store, manifest, OCI_MANIFEST)
+    manifests: list[tuple[bytes, str]] = []
+    for bundle, predicate_type in bundles:
+        store.push_blob(BlobSource(size=len(bundle), data=bundle, digest=sha256_digest(bundle)))
+        manifests.append((bundle_referrer_manifest(bundle, subject, predicate_type), OCI_MANIFEST))
+    return attach_referrers(store, manifests)
 
 
 @dataclass(frozen=True)

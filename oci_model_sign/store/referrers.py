@@ -126,7 +126,7 @@ def _strict_read(store: Store, tag: str) -> list[dict[str, Any]]:
 
 
 def _update_fallback(
-    store: Store, subject_digest: str, add: dict[str, Any] | None = None, remove: str | None = None
+    store: Store, subject_digest: str, add: list[dict[str, Any]] | None = None, remove: str | None = None
 ) -> bool:
     """Add or remove one entry in the fallback index, surviving concurrent writers.
 
@@ -142,8 +142,8 @@ def _update_fallback(
         current = _strict_read(store, tag)
         for item in current:
             seen.setdefault(item["digest"], item)
-        if add is not None:
-            seen.setdefault(add["digest"], add)
+        for item in add or []:
+            seen.setdefault(item["digest"], item)
         if remove is not None:
             seen.pop(remove, None)
         present = {item["digest"] for item in current}
@@ -206,20 +206,39 @@ def attach_referrer(store: Store, manifest_bytes: bytes, media_type: str) -> str
     The manifest is stored by digest (no tag). Without a native referrers API the fallback
     index is updated as distribution-spec 1.1 asks, with annotations copied.
     """
+    return attach_referrers(store, [(manifest_bytes, media_type)])[0]
+
+
+def attach_referrers(store: Store, manifests: list[tuple[bytes, str]]) -> list[str]:
+    """Attach several referrers of the same subject with one update of the fallback index.
+
+    Signing attaches two bundles at once; one read-modify-write (and one settle wait) instead
+    of two halves the time a signature takes on registries without the referrers API.
+    """
     limits = store.limits
-    value = load_json(
-        manifest_bytes, max_bytes=limits.manifest_bytes, depth=limits.json_depth, what="referrer manifest"
-    )
-    if not isinstance(value, dict):
-        raise InputError("a referrer manifest must be a JSON object")
-    if "subject" not in value:
-        raise InputError("a referrer manifest needs a subject")
-    subject = Descriptor.from_json(value["subject"], "referrer subject")
-    digest = store.put_manifest(manifest_bytes, media_type)
-    if store.referrers_api(subject.digest) is not None:
-        return digest
-    _update_fallback(store, subject.digest, add=referrer_entry(manifest_bytes, media_type, digest, value))
-    return digest
+    subjects: set[str] = set()
+    parsed: list[tuple[bytes, str, dict[str, Any]]] = []
+    for manifest_bytes, media_type in manifests:
+        value = load_json(
+            manifest_bytes, max_bytes=limits.manifest_bytes, depth=limits.json_depth, what="referrer manifest"
+        )
+        if not isinstance(value, dict):
+            raise InputError("a referrer manifest must be a JSON object")
+        if "subject" not in value:
+            raise InputError("a referrer manifest needs a subject")
+        subjects.add(Descriptor.from_json(value["subject"], "referrer subject").digest)
+        parsed.append((manifest_bytes, media_type, value))
+    if len(subjects) != 1:
+        raise InputError("referrers attached together must share one subject")
+    (subject,) = subjects
+    digests = [store.put_manifest(data, media_type) for data, media_type, _ in parsed]
+    if store.referrers_api(subject) is None:
+        entries = [
+            referrer_entry(data, media_type, digest, value)
+            for (data, media_type, value), digest in zip(parsed, digests, strict=True)
+        ]
+        _update_fallback(store, subject, add=entries)
+    return digests
 
 
 def detach_referrer(store: Store, subject_digest: str, digest: str) -> bool:
