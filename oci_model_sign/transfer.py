@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .digest import hash_file, sha256_digest
-from .errors import InputError
+from .errors import InputError, IntegrityError
 from .model.digestcache import DigestCache
 from .model.pack import (
     ModelPlan,
@@ -288,7 +288,16 @@ def _fetch_entry(
     """Stream one layer into staging, verified; tar layers are verified, then extracted."""
     if not entry.is_tar:
         target = staging.temp_path_for(entry)
-        with open(target, "wb") as out:
+        # O_EXCL: a tar layer that also holds this path must not be silently overwritten (or
+        # overwrite us, see extract_tar): which verified bytes would win depended on timing.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            fd = os.open(target, flags, 0o644)
+        except FileExistsError as exc:
+            raise IntegrityError(
+                f"{entry.path} is written by two layers (a tar layer also holds it)"
+            ) from exc
+        with os.fdopen(fd, "wb") as out:
             store.fetch_blob(entry.descriptor, out, progress)
             out.flush()
             os.fsync(out.fileno())
