@@ -50,6 +50,7 @@ class Fault(enum.Enum):
     TRUNCATE = "truncate"  # send ``after`` body bytes (Content-Length unchanged), then close cleanly
     CONTENT_LENGTH = "content-length"  # claim Content-Length = real + ``delta``; send what fits
     HOOK = "hook"  # call ``hook(request)`` before forwarding (e.g. move a tag mid-operation)
+    SERVE = "serve"  # answer ``status`` + ``headers`` + ``body`` (bytes or a piece generator) ourselves
 
 
 @dataclass
@@ -67,6 +68,8 @@ class Rule:
     drip_bytes: int = 1024
     drip_interval: float = 0.01
     hook: object = None  # Callable[[RecordedRequest], None] for Fault.HOOK
+    headers: dict[str, str] = field(default_factory=dict)  # Fault.SERVE response headers
+    body: object = b""  # Fault.SERVE: bytes, or a callable returning an iterable of pieces (streamed)
     fired: int = 0
     _regex: re.Pattern[str] = field(init=False, repr=False)
 
@@ -351,6 +354,11 @@ class FaultProxy:
             record.status = rule.status
             return keep_alive
 
+        if rule is not None and rule.fault is Fault.SERVE:
+            for _ in body:
+                pass
+            return self._serve_own(client, rule, record, method) and keep_alive
+
         try:
             upstream = socket.create_connection((self.upstream_host, self.upstream_port), timeout=30)
         except OSError:
@@ -477,6 +485,35 @@ class FaultProxy:
         if chunked_out:
             client.sendall(b"0\r\n\r\n")
         return keep_alive
+
+    def _serve_own(self, client: socket.socket, rule: Rule, record: RecordedRequest, method: str) -> bool:
+        """Answer from the rule: bytes with a Content-Length, or generated pieces, chunked
+        unless the rule's headers fix a Content-Length (then the connection closes after)."""
+        record.status = rule.status
+        head = [f"HTTP/1.1 {rule.status} {REASONS.get(rule.status, 'Response')}"]
+        names = {k.lower() for k in rule.headers}
+        head += [f"{k}: {v}" for k, v in rule.headers.items()]
+        if isinstance(rule.body, bytes):
+            if "content-length" not in names:
+                head.append(f"Content-Length: {len(rule.body)}")
+            client.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+            if method.upper() != "HEAD":
+                client.sendall(rule.body)
+            return "content-length" not in names
+        chunked = "content-length" not in names
+        if chunked:
+            head.append("Transfer-Encoding: chunked")
+        else:
+            head.append("Connection: close")
+        client.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+        if method.upper() == "HEAD":
+            return chunked
+        assert callable(rule.body)
+        for piece in rule.body():
+            self._send_body(client, piece, chunked)
+        if chunked:
+            client.sendall(b"0\r\n\r\n")
+        return chunked
 
     @staticmethod
     def _send_body(sock: socket.socket, piece: bytes, chunked: bool) -> None:

@@ -169,3 +169,13 @@ def test_hook_runs_before_the_request_is_forwarded(proxy: FaultProxy, blob_url: 
 def test_unreachable_upstream_answers_502() -> None:
     with FaultProxy(f"http://127.0.0.1:{registry_server.free_port()}") as p:
         assert httpx.get(f"{p.url}/v2/").status_code == 502
+
+
+def test_serve_answers_with_a_generated_body(proxy: FaultProxy, blob_url: str) -> None:
+    proxy.add(Rule("GET", "/blobs/", Fault.SERVE, status=200, headers={"Content-Type": "application/x-test"},
+                   body=lambda: (b"ab" for _ in range(1000))))
+    r = httpx.get(blob_url)
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/x-test"
+    assert r.content == b"ab" * 1000
+    assert httpx.get(blob_url).content == BLOB  # once only
