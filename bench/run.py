@@ -632,7 +632,7 @@ def markdown(data: dict[str, Any]) -> str:
     lines = [
         "# omsign benchmark results",
         "",
-        f"Model: {human(cfg['size_bytes'])} ({cfg['files']} files: {cfg['shards']} random shards + small files), "
+        f"Model: {human(cfg['size_bytes'])} ({cfg.get('files', '?')} files: {cfg.get('shards', '?')} random shards + small files), "
         f"{cfg['repeat']} repeat(s), medians. Run {data['started']} in {data['elapsed_s']:.0f} s"
         f"{' (quick smoke run)' if cfg.get('quick') else ''}.",
         f"Machine: {m['cpu_model']}, {m['cores']} cores, {m['ram']} RAM, kernel {m['kernel']}, "
@@ -825,7 +825,10 @@ def main() -> int:
                     phase_hashing(b, model)
             rmtree(model.path)
             data["elapsed_s"] = time.monotonic() - b.t0
-            write_reports(data, out)  # partial results survive an interrupted run
+            try:
+                write_reports(data, out)  # partial results survive an interrupted run
+            except Exception as exc:  # a report bug must not end the measurements
+                b.log(f"partial report failed: {type(exc).__name__}: {exc}")
     finally:
         b.stop_all()
         rmtree(b.work)
