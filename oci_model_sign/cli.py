@@ -142,7 +142,9 @@ def _policy(
     from .verify import policy as p
 
     if key is not None:
-        return p.KeyPolicy(key, ignore_tlog=ignore_tlog, trusted_root=trust_config, annotations=annotations)
+        policy = p.KeyPolicy(key, ignore_tlog=ignore_tlog, trusted_root=trust_config, annotations=annotations)
+        policy.key()  # an unusable key is the user's input error, not "no signature found" later
+        return policy
     if ca_roots is not None or certificate_chain is not None:
         roots = ca_roots or certificate_chain
         assert roots is not None
