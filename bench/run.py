@@ -410,6 +410,14 @@ def phase_hashing(b: Bench, model: Model) -> None:
 
 
 # -- machine info -------------------------------------------------------------------------------
+def _git_describe() -> str:
+    try:
+        return subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
 def machine_info() -> dict[str, Any]:
     cpu = ""
     try:
@@ -427,11 +435,7 @@ def machine_info() -> dict[str, Any]:
     except OSError:
         pass
     sha_ni = "sha_ni" in Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else None
-    try:
-        git = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
-                             capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        git = ""
+    git = _git_describe()
     return {
         "cpu_model": cpu, "cores": os.cpu_count(), "sha_ni": sha_ni,
         "ram_bytes": mem, "ram": human(mem), "kernel": platform.release(),
@@ -556,7 +560,7 @@ def _load_line(runs: list[dict[str, Any]]) -> str:
     worst = max(timed, key=lambda r: r["extra"]["other_cpu_s"] / r["wall_s"])
     return (f"CPU used outside the tool, the registry and the harness (other users' processes, kernel "
             f"threads such as write-back) averaged {share:.2f} cores during the measured runs "
-            f"during the measured runs (worst: {worst['extra']['other_cpu_s'] / worst['wall_s']:.2f} cores in "
+            f"(worst: {worst['extra']['other_cpu_s'] / worst['wall_s']:.2f} cores in "
             f"{worst['op']}/{worst['tool']} r{worst['repeat']})"
             + ("; the machine was shared, numbers are noisier." if share > 0.2 else "."))
 
@@ -835,6 +839,11 @@ def main() -> int:
     if any("kdamond" in _comm(p) for p in os.listdir("/proc") if p.isdigit()):
         b.notes.append("This kernel runs DAMON (kdamond), which may reclaim cold page cache even with free "
                        "RAM; the warm-up read right before each run gives every tool the same state anyway.")
+    end_git = _git_describe()
+    data["machine"]["omsign_git_end"] = end_git
+    if end_git != data["machine"].get("omsign_git"):
+        b.notes.append(f"omsign's tree changed during the run (git {data['machine'].get('omsign_git')} -> "
+                       f"{end_git}; the editable install runs whatever is checked out at each step).")
     layout_src = getattr(b, "notes_layout", "omsign pack")
     for n in FAIRNESS_NOTES:
         b.notes.append(n.replace("{layout}", f"`{layout_src}`"))
