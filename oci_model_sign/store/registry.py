@@ -829,30 +829,29 @@ class RegistryStore:
                 time.sleep(self._backoff(max(failures - 1, 0)))
 
     def _drain(self, resp: httpx.Response, writer: VerifyingWriter, progress: Progress | None) -> None:
-        """Copy a response into the writer, coalescing the transport's 64 KiB reads to ~4 MiB.
+        """Hash and write each piece as the transport hands it over (no coalescing copy).
 
-        Whatever arrived before a dropped connection is still written (``finally``), so the
-        resume offset is exactly what ``out`` holds.
+        ``iter_raw``: blobs are requested with ``Accept-Encoding: identity``, so there is
+        nothing to decode; a server that compresses anyway fails the digest check. Whatever
+        arrived before a dropped connection has been written, so the resume offset is exactly
+        what ``out`` holds. Progress and statistics are reported about every 4 MiB.
         """
-        pending = bytearray()
-
-        def flush() -> None:
-            if pending:
-                n = len(pending)
-                with memoryview(pending) as view:
-                    writer.write(view)
-                pending.clear()
-                self.stats.add(downloaded_bytes=n)
-                if progress is not None:
-                    progress(n)
-
+        unreported = 0
         try:
-            for piece in resp.iter_bytes():
-                pending += piece
-                if len(pending) >= CHUNK:
-                    flush()
+            for piece in resp.iter_raw():
+                writer.write(piece)
+                unreported += len(piece)
+                if unreported >= CHUNK:
+                    self._report(unreported, progress)
+                    unreported = 0
         finally:
-            flush()
+            if unreported:
+                self._report(unreported, progress)
+
+    def _report(self, n: int, progress: Progress | None) -> None:
+        self.stats.add(downloaded_bytes=n)
+        if progress is not None:
+            progress(n)
 
     def read_blob(self, desc: Descriptor, max_bytes: int) -> bytes:
         if desc.size > max_bytes:
