@@ -18,11 +18,13 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Debian's registry (distribution 2.8) and skopeo; installed when missing and we are root.
+# Debian's registry (distribution 2.8), skopeo (interop peer) and GNU time (bench-memory);
+# installed when missing and we are root.
 system-deps:
 	@need=""; \
 	command -v docker-registry >/dev/null || need="$$need docker-registry"; \
 	command -v skopeo >/dev/null || need="$$need skopeo"; \
+	[ -x /usr/bin/time ] || need="$$need time"; \
 	if [ -n "$$need" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing$$need"; \
