@@ -65,6 +65,27 @@ MAX_PAGES = 10_000  # tags/referrers pagination: a registry looping on Link cann
 BACKOFF_BASE = 0.25
 BACKOFF_CAP = 10.0
 USER_AGENT = "omsign/0.1 (+https://github.com/omsign)"
+TRANSPORT_READ = 1024 * 1024
+
+
+def _raise_transport_read_size() -> None:
+    """Let httpcore read up to 1 MiB per socket read instead of 64 KiB.
+
+    Blob downloads are the hot loop of a pull: every read costs a timeout ioctl, an h11 event
+    and a trip through the interpreter (and a GIL hand-off between download threads). Sixteen
+    times fewer reads cut pull CPU by about a fifth. httpcore reads this as an instance
+    attribute of its HTTP/1.1 connections and offers no public knob, so the class default is
+    raised (never lowered) once; a read still returns whatever the socket has.
+    """
+    try:
+        from httpcore._sync.http11 import HTTP11Connection
+    except ImportError:  # a future httpcore layout: keep its default
+        return
+    if getattr(HTTP11Connection, "READ_NUM_BYTES", TRANSPORT_READ) < TRANSPORT_READ:
+        HTTP11Connection.READ_NUM_BYTES = TRANSPORT_READ
+
+
+_raise_transport_read_size()
 
 
 class _UploadLost(Exception):
