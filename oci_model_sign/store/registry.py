@@ -64,6 +64,7 @@ ERROR_BODY_MAX = 64 * 1024  # enough for any registry error document; more is no
 MAX_PAGES = 10_000  # tags/referrers pagination: a registry looping on Link cannot keep us forever
 BACKOFF_BASE = 0.25
 BACKOFF_CAP = 10.0
+MIN_RESUME_PROGRESS = 1024 * 1024  # a dropped download that moved less than this counts as a failure
 USER_AGENT = "omsign/0.1 (+https://github.com/omsign)"
 TRANSPORT_READ = 1024 * 1024
 
@@ -841,7 +842,10 @@ class RegistryStore:
                     # that overstated the body, a dropped final chunk): the digest decides.
                     writer.finish()
                     return
-                failures = 0 if writer.written > before else failures + 1
+                # Only real progress earns a fresh set of retries: a server that delivers a
+                # byte and then stalls or drops, over and over, must not keep us forever.
+                moved = writer.written - before
+                failures = 0 if moved >= MIN_RESUME_PROGRESS else failures + 1
                 if failures > self.options.retries:
                     raise RegistryError(
                         f"download of blob {desc.digest} from {self.host} keeps failing: {describe_transport_error(exc)}",
