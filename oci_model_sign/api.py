@@ -8,24 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, UsageError, VerificationError
-from .model.unpack import parse_model_manifest
-from .progress import Reporter
 from .reference import Reference, parse_reference
 from .store import open_store
 from .store.base import Descriptor, Store, StoreOptions
-from .transfer import (
-    PullResult,
-    PushResult,
-    layer_digests,
-    pull_model,
-    push_model,
-    raw_files,
-    read_model,
-    with_config,
-)
+
+if TYPE_CHECKING:  # the engines load on first use: `omsign sign` needs none of them
+    from .progress import Reporter
+    from .transfer import PullResult, PushResult
 
 MODEL_SIG_NAME = "model.sig"
 
@@ -50,6 +42,7 @@ def push(
     """
     from .model.digestcache import DigestCache
     from .model.pack import PackOptions
+    from .transfer import push_model
 
     reference = _ref(ref)
     options = options or StoreOptions()
@@ -113,6 +106,7 @@ def inspect(ref: str | Reference, *, options: StoreOptions | None = None) -> Ins
     from .errors import NotFoundError
     from .signing.attach import read_legacy_layers
     from .store.referrers import list_referrers
+    from .transfer import read_model
 
     reference = _ref(ref)
     store = open_store(reference, options or StoreOptions())
@@ -174,6 +168,8 @@ def pull(
     The tag is resolved once; everything after uses that digest, so a tag moved between
     verification and download cannot swap the model.
     """
+    from .model.unpack import layer_digests, parse_model_manifest
+    from .transfer import pull_model, with_config
     from .verify.discover import discover
 
     reference = _ref(ref)
@@ -243,6 +239,7 @@ def sign(
     Signing never downloads or re-hashes the model: the cosign statement names the manifest
     digest, and the model-signing statement is built from the layer digests in the manifest.
     """
+    from .model.unpack import parse_model_manifest, raw_files
     from .signing.attach import (
         COSIGN_SIGN_PREDICATE,
         MODEL_SIGNING_PREDICATE,
@@ -303,6 +300,8 @@ def verify(ref: str | Reference, policy: Any, *, options: StoreOptions | None = 
     Never raises on a failed verification: callers look at ``result.ok`` (or call
     ``result.raise_if_failed()``).
     """
+    from .model.unpack import layer_digests
+    from .transfer import read_model
     from .verify.discover import discover
 
     if policy is None:

@@ -112,6 +112,8 @@ def _signer(
     identity_token: str | None,
     staging: bool,
     trust_config: Path | None,
+    *,
+    background: bool = False,
 ) -> Any:
     from .signing import signers
 
@@ -121,7 +123,7 @@ def _signer(
         password = _password_for_key()
         if certificate is not None:
             return signers.CertificateSigner(key, certificate, list(certificate_chain), password)
-        return signers.KeySigner(key, password)
+        return signers.KeySigner(key, password, background=background)
     return signers.KeylessSigner(identity_token=identity_token, trust_config=trust_config, staging=staging)
 
 
@@ -410,7 +412,7 @@ def sign(
 ) -> None:
     """Sign a model's manifest digest and attach the signature as an OCI referrer."""
     options = _store_options(plain_http, insecure, username, password_stdin)
-    signer = _signer(key, certificate, certificate_chain, identity_token, staging, trust_config)
+    signer = _signer(key, certificate, certificate_chain, identity_token, staging, trust_config, background=True)
     try:
         result = api.sign(
             reference, signer, options=options, annotations=_annotations(annotation), format=format,

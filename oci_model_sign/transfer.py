@@ -252,18 +252,6 @@ def _check_unchanged(entry: PlanEntry, path: Path) -> None:
         )
 
 
-def layer_digests(model: ModelManifest) -> dict[str, str]:
-    """path -> digest of every single-file layer (raw layer digest = file sha256)."""
-    return {str(e.path): e.descriptor.digest for e in model.files if not e.is_tar}
-
-
-def raw_files(model: ModelManifest) -> list[tuple[str, str]] | None:
-    """(path, digest) of every file, or None when tar layers hide some files' digests."""
-    if any(e.is_tar for e in model.files):
-        return None
-    return [(str(e.path), e.descriptor.digest) for e in model.files]
-
-
 def read_model(store: Store, digest: str) -> tuple[ManifestData, ModelManifest]:
     """The manifest by digest (its bytes checked against it) and the model it describes.
 

@@ -338,6 +338,18 @@ def _kitops_entries(layers: list[Descriptor], config: bytes | None, limits: Limi
     return files, skipped
 
 
+def layer_digests(model: ModelManifest) -> dict[str, str]:
+    """path -> digest of every single-file layer (raw layer digest = file sha256)."""
+    return {str(e.path): e.descriptor.digest for e in model.files if not e.is_tar}
+
+
+def raw_files(model: ModelManifest) -> list[tuple[str, str]] | None:
+    """(path, digest) of every file, or None when tar layers hide some files' digests."""
+    if any(e.is_tar for e in model.files):
+        return None
+    return [(str(e.path), e.descriptor.digest) for e in model.files]
+
+
 def filter_entries(entries: Sequence[ModelEntry], patterns: Sequence[str]) -> list[ModelEntry]:
     """The entries ``--include`` selects; tar layers are kept whole (members are filtered on extraction)."""
     if not patterns:

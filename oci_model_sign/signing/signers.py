@@ -22,6 +22,7 @@ import datetime
 import json
 import os
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -164,9 +165,39 @@ class KeySigner(_ContextSigner):
         password: bytes | None = None,
         *,
         prompt: Prompt | None = None,
+        background: bool = False,
     ) -> None:
+        """Load the key now, or with ``background`` (and a known password) in a thread.
+
+        Decrypting a cosign key costs ~0.15 s of scrypt, which releases the GIL: ``omsign
+        sign`` lets it overlap the registry round trips; errors surface at first use.
+        """
         self.key_path = Path(key_path)
-        self.key: PrivateKey = load_private_key(self.key_path, password, prompt=prompt)
+        self._key: PrivateKey | None = None
+        self._loader: threading.Thread | None = None
+        self._load_error: BaseException | None = None
+        if background and password is not None:
+
+            def load() -> None:
+                try:
+                    self._key = load_private_key(self.key_path, password, prompt=prompt)
+                except BaseException as exc:  # re-raised on the caller's thread
+                    self._load_error = exc
+
+            self._loader = threading.Thread(target=load, name="omsign-key-loader", daemon=True)
+            self._loader.start()
+        else:
+            self._key = load_private_key(self.key_path, password, prompt=prompt)
+
+    @property
+    def key(self) -> PrivateKey:
+        if self._loader is not None:
+            self._loader.join()
+            self._loader = None
+        if self._load_error is not None:
+            raise self._load_error
+        assert self._key is not None
+        return self._key
 
     def describe(self) -> str:
         return (
