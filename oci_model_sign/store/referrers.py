@@ -24,7 +24,7 @@ from ..reference import fallback_tag
 from .base import OCI_EMPTY, OCI_INDEX, Descriptor, Store
 
 UPDATE_ATTEMPTS = 12
-SETTLE_MIN = 0.05  # seconds: the shortest wait before checking a write survived
+SETTLE_MIN = 0.03  # seconds: the shortest wait before checking a write survived (3x the round trip otherwise)
 SETTLE_MAX = 2.0
 
 
