@@ -23,6 +23,9 @@ class Reporter(Protocol):
     def done(self, progress: Progress) -> None:
         """Mark a task finished (its bar disappears or completes)."""
 
+    def set_total(self, total: int) -> None:
+        """The total byte count, once known (a pull learns it from the manifest)."""
+
     def close(self) -> None: ...
 
 
@@ -33,6 +36,9 @@ class NullReporter:
         return _noop
 
     def done(self, progress: Progress) -> None:
+        return None
+
+    def set_total(self, total: int) -> None:
         return None
 
     def close(self) -> None:
@@ -87,6 +93,10 @@ class RichReporter:
         if task_id is not None:
             with self._lock:
                 self._progress.remove_task(task_id)
+
+    def set_total(self, total: int) -> None:
+        with self._lock:
+            self._progress.update(self._total, total=total)
 
     def close(self) -> None:
         self._progress.stop()

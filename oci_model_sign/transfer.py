@@ -332,6 +332,7 @@ def pull_model(
     entries: list[ModelEntry] = filter_entries(model.files, include)
     if include and not entries:
         raise InputError(f"no file in {ref} matches {', '.join(include)}")
+    reporter.set_total(sum(e.descriptor.size for e in entries))
     downloaded = [0]
     lock = threading.Lock()
     with Staging(dest) as staging:
