@@ -64,6 +64,7 @@ ERROR_BODY_MAX = 64 * 1024  # enough for any registry error document; more is no
 MAX_PAGES = 10_000  # tags/referrers pagination: a registry looping on Link cannot keep us forever
 BACKOFF_BASE = 0.25
 BACKOFF_CAP = 10.0
+MANIFEST_BLOB_RETRIES = 3  # manifest PUTs refused because a just-written blob is not visible yet
 MIN_RESUME_PROGRESS = 1024 * 1024  # a dropped download that moved less than this counts as a failure
 USER_AGENT = "omsign/0.1 (+https://github.com/omsign)"
 TRANSPORT_READ = 1024 * 1024
@@ -953,15 +954,29 @@ class RegistryStore:
     def put_manifest(self, data: bytes, media_type: str, tag: str | None = None) -> str:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         target = tag or digest
-        resp = self._send(
-            "PUT",
-            self._manifest_url(target),
-            scopes=self._push,
-            headers={"Content-Type": media_type},
-            content=data,
-        )
-        if resp.status_code not in (200, 201, 202, 204):
-            raise self._error(resp, f"manifest {target}")
+        attempt = 0
+        while True:
+            resp = self._send(
+                "PUT",
+                self._manifest_url(target),
+                scopes=self._push,
+                headers={"Content-Type": media_type},
+                content=data,
+            )
+            if resp.status_code in (200, 201, 202, 204):
+                break
+            error = self._error(resp, f"manifest {target}")
+            # A blob this manifest names was committed a moment ago, possibly by a concurrent
+            # pusher of the same model (distribution 2.8 rewrites the blob link in place and
+            # answers DIGEST_INVALID or MANIFEST_BLOB_UNKNOWN meanwhile; eventually consistent
+            # storage does the same): the blob is there, so ask again shortly.
+            transient = resp.status_code == 400 and any(
+                code in error.message for code in ("MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN", "DIGEST_INVALID")
+            )
+            if not transient or attempt >= MANIFEST_BLOB_RETRIES:
+                raise error
+            time.sleep(self._backoff(attempt))
+            attempt += 1
         returned = resp.headers.get("docker-content-digest", "")
         resp.close()
         if returned.startswith("sha256:") and returned != digest:
