@@ -70,7 +70,9 @@ class Rule:
     hook: object = None  # Callable[[RecordedRequest], None] for Fault.HOOK
     headers: dict[str, str] = field(default_factory=dict)  # Fault.SERVE response headers
     body: object = b""  # Fault.SERVE: bytes, or a callable returning an iterable of pieces (streamed)
+    skip: int = 0  # let this many matching requests through untouched before firing
     fired: int = 0
+    seen: int = 0
     _regex: re.Pattern[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -304,6 +306,9 @@ class FaultProxy:
         with self._lock:
             for rule in self.rules:
                 if rule.matches(method, path):
+                    rule.seen += 1
+                    if rule.seen <= rule.skip:
+                        continue
                     rule.fired += 1
                     return rule
         return None

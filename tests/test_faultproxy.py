@@ -179,3 +179,8 @@ def test_serve_answers_with_a_generated_body(proxy: FaultProxy, blob_url: str) -
     assert r.headers["content-type"] == "application/x-test"
     assert r.content == b"ab" * 1000
     assert httpx.get(blob_url).content == BLOB  # once only
+
+
+def test_skip_lets_the_first_matches_through(proxy: FaultProxy, blob_url: str) -> None:
+    proxy.add(Rule("GET", "/blobs/", Fault.STATUS, status=503, skip=2, times=1))
+    assert [httpx.get(blob_url).status_code for _ in range(4)] == [200, 200, 503, 200]
