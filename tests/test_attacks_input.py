@@ -290,6 +290,7 @@ def test_corrupt_private_key_is_an_input_error(case: str, repo: str, tmp_path: P
 def test_public_key_given_as_private_key_is_an_input_error(
     repo: str, tmp_path: Path, keypair: tuple[Path, Path]
 ) -> None:
+    """cosign.pub passed to ``sign --key``: exit 3, nothing attached."""
     ref = _signable(repo, tmp_path)
     assert_cli_error(run_cli("sign", "--key", keypair[1], ref, env=SIGN_ENV), 3)
 
@@ -307,6 +308,7 @@ def test_corrupt_public_key_is_an_input_error(case: str, repo: str, tmp_path: Pa
 
 
 def test_key_path_that_is_a_folder_is_an_input_error(repo: str, tmp_path: Path) -> None:
+    """``sign --key`` given a folder: exit 3."""
     ref = _signable(repo, tmp_path)
     assert_cli_error(run_cli("sign", "--key", tmp_path, ref, env=SIGN_ENV), 3)
 

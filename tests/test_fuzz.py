@@ -123,6 +123,7 @@ def manifests(draw: Any) -> Any:
 @example("host:99999999/x")
 @example("a" * 300)
 def test_parse_reference_raises_only_usage_error(text: str) -> None:
+    """Any text as a reference: parsed, or UsageError (exit 2); nothing else escapes."""
     try:
         ref = parse_reference(text)
     except UsageError:
@@ -133,6 +134,7 @@ def test_parse_reference_raises_only_usage_error(text: str) -> None:
 
 @given(st.text(max_size=120))
 def test_parsed_reference_round_trips_through_str(text: str) -> None:
+    """Every accepted reference prints back to text that parses to the same reference."""
     try:
         ref = parse_reference(text)
     except UsageError:
@@ -145,6 +147,7 @@ def test_parsed_reference_round_trips_through_str(text: str) -> None:
 def test_well_formed_remote_references_parse_to_their_parts(
     host: str, path: list[str], tag: str | None, digest: str | None
 ) -> None:
+    """Well-formed host/repo:tag@digest references parse to exactly their parts."""
     text = f"{host}/{'/'.join(path)}" + (f":{tag}" if tag else "") + (f"@{digest}" if digest else "")
     ref = parse_reference(text)
     assert ref.registry == host
@@ -161,18 +164,21 @@ def test_well_formed_remote_references_parse_to_their_parts(
 @example(b"\xff\xfe{}")
 @example(b'"\\ud800"')
 def test_load_json_raises_only_omsign_errors(data: bytes) -> None:
+    """Arbitrary bytes (incl. 100,000-deep nesting, bad UTF-8, lone surrogates) as JSON: value, IntegrityError or LimitError."""
     with contextlib.suppress(IntegrityError, LimitError):
         load_json(data, max_bytes=1 << 20, depth=64, what="fuzz")
 
 
 @given(json_values)
 def test_load_json_accepts_what_json_dumps_within_bounds(value: Any) -> None:
+    """Any JSON value within the bounds is read back unchanged."""
     data = json.dumps(value).encode()
     assert load_json(data, max_bytes=1 << 20, depth=64, what="fuzz") == value
 
 
 @given(st.one_of(json_values, st.dictionaries(st.sampled_from(["mediaType", "digest", "size", "annotations", "artifactType"]), json_values)))
 def test_descriptor_from_json_raises_only_integrity_error(value: Any) -> None:
+    """Arbitrary JSON as a descriptor: a valid descriptor or IntegrityError."""
     try:
         desc = Descriptor.from_json(value)
     except IntegrityError:
@@ -182,6 +188,7 @@ def test_descriptor_from_json_raises_only_integrity_error(value: Any) -> None:
 
 @given(st.data())
 def test_descriptor_from_json_on_descriptor_shapes(data: st.DataObject) -> None:
+    """Descriptor-shaped JSON with hostile fields: accepted descriptors re-serialise stably."""
     raw = descriptor_like(data.draw)
     try:
         desc = Descriptor.from_json(raw)
@@ -195,6 +202,7 @@ def test_descriptor_from_json_on_descriptor_shapes(data: st.DataObject) -> None:
 
 @given(st.binary(max_size=400))
 def test_parse_model_manifest_on_bytes_raises_only_omsign_errors(data: bytes) -> None:
+    """Arbitrary bytes as a model manifest: only omsign errors."""
     with contextlib.suppress(OmsignError):
         parse_model_manifest(data, SMALL_LIMITS)
 
@@ -202,6 +210,7 @@ def test_parse_model_manifest_on_bytes_raises_only_omsign_errors(data: bytes) ->
 @settings(suppress_health_check=[HealthCheck.too_slow])
 @given(manifests(), st.one_of(st.none(), st.binary(max_size=50), json_values.map(lambda v: json.dumps(v).encode())))
 def test_parse_model_manifest_raises_only_omsign_errors_and_yields_safe_paths(value: Any, config: bytes | None) -> None:
+    """Manifest-shaped JSON with hostile paths, types and sizes: only omsign errors, and every accepted path is safe and unique."""
     data = json.dumps(value).encode()
     try:
         model = parse_model_manifest(data, SMALL_LIMITS, config=config)
@@ -239,6 +248,7 @@ def _assert_safe(path: str) -> None:
 @example("a//b")
 @example("a/")
 def test_safe_relpath_accepts_only_clean_relative_paths(path: str) -> None:
+    """Hostile paths: any accepted path is relative, canonical, without '..', NUL, backslash or drive letter."""
     try:
         out = safe_relpath(path)
     except IntegrityError:
@@ -249,6 +259,7 @@ def test_safe_relpath_accepts_only_clean_relative_paths(path: str) -> None:
 
 @given(json_values)
 def test_safe_relpath_refuses_non_strings_with_integrity_error(value: Any) -> None:
+    """Non-string path values are IntegrityError."""
     assume(not isinstance(value, str))
     with pytest.raises(IntegrityError):
         safe_relpath(value)
@@ -324,12 +335,14 @@ def bundle_like(draw: Any) -> bytes:
 @example(b"")
 @example(b"[" * 50_000)
 def test_verify_bundle_on_arbitrary_bytes_fails_cleanly(data: bytes) -> None:
+    """Arbitrary bytes as a Sigstore bundle: a failed candidate with a reason, never an exception."""
     result = _verify(data)
     assert result.ok is False and result.reason
 
 
 @given(json_values)
 def test_verify_bundle_on_arbitrary_json_fails_cleanly(value: Any) -> None:
+    """Arbitrary JSON as a Sigstore bundle: a failed candidate with a reason."""
     result = _verify(json.dumps(value).encode())
     assert result.ok is False and result.reason
 
@@ -337,5 +350,6 @@ def test_verify_bundle_on_arbitrary_json_fails_cleanly(value: Any) -> None:
 @settings(suppress_health_check=[HealthCheck.too_slow])
 @given(bundle_like())
 def test_verify_bundle_on_bundle_shaped_json_fails_cleanly(data: bytes) -> None:
+    """Bundle-shaped JSON with forged DSSE envelopes, payload types and statements: a failed candidate."""
     result = _verify(data)
     assert result.ok is False and result.reason
