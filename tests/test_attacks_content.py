@@ -238,6 +238,58 @@ def test_untampered_pull_through_the_proxy_works(
     assert snapshot(out) == snapshot(tmp_path / "model")
 
 
+def test_proxy_truncating_every_download_fails_cleanly(
+    registry: registry_server.RegistryServer, proxy: FaultProxy, pushed: tuple[str, api.PushResult], tmp_path: Path
+) -> None:
+    """Every response for the weight blob is cut after 10 KB (clean close, full Content-Length):
+    omsign resumes a few times, then gives up with exit 4; nothing partial lands."""
+    ref, result = pushed
+    proxy.add(Rule("GET", "/blobs/" + _layer_digest(result, BIG), Fault.TRUNCATE, after=10_000, times=10_000))
+    out, before = prefilled_dest(tmp_path)
+    assert_cli_error(run_cli("pull", _via(proxy, ref, registry), out, env={"OMSIGN_RETRIES": "3"}), 4)
+    assert_untouched(out, before)
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> tuple[Path, str]:
+    """A model packed into an on-disk OCI layout by ``omsign pack``: (layout dir, reference)."""
+    model = make_model(tmp_path / "model")
+    lay = tmp_path / "layout"
+    assert_ok(run_cli("pack", model, f"oci:{lay}:v1"))
+    return lay, f"oci:{lay}:v1"
+
+
+def _layout_blob(lay: Path, model: Path) -> Path:
+    digest = sha256((model / BIG).read_bytes())
+    return lay / "blobs" / "sha256" / digest.split(":", 1)[1]
+
+
+def test_blob_altered_in_an_oci_layout_is_refused(layout: tuple[Path, str], tmp_path: Path) -> None:
+    """The same tampering on an on-disk layout (a copied or downloaded folder): exit 7."""
+    lay, ref = layout
+    blob = _layout_blob(lay, tmp_path / "model")
+    data = bytearray(blob.read_bytes())
+    data[-1] ^= 0xFF
+    blob.write_bytes(bytes(data))
+    out = tmp_path / "dest"
+    assert_cli_error(run_cli("pull", ref, out), 7)
+    assert_untouched(out, None)
+
+
+def test_layout_blob_replaced_by_a_symlink_out_is_refused(layout: tuple[Path, str], tmp_path: Path) -> None:
+    """A layout whose weight blob is a symlink to a file elsewhere (/etc/hostname): never read
+    through into DEST; refused with exit 7 (or 3 when the link itself is refused)."""
+    lay, ref = layout
+    blob = _layout_blob(lay, tmp_path / "model")
+    blob.unlink()
+    blob.symlink_to("/etc/hostname")
+    out = tmp_path / "dest"
+    res = run_cli("pull", ref, out)
+    assert res.returncode in (3, 7), res.stderr
+    assert_cli_error(res, res.returncode)
+    assert_untouched(out, None)
+
+
 class _Zeros(io.RawIOBase):
     """``size`` zero bytes, produced lazily (the bomb is built without holding 64 MiB twice)."""
 
