@@ -431,6 +431,11 @@ class RegistryStore:
             request = self._client.build_request(method, url, headers=request_headers, content=content)
             try:
                 resp = self._client.send(request, stream=stream)
+            except httpx.TooManyRedirects as exc:
+                raise RegistryError(
+                    f"{self.host} redirected {method} {httpx.URL(url).path} too many times (a redirect loop)",
+                    hint="the registry or a proxy in front of it is misconfigured",
+                ) from exc
             except httpx.TransportError as exc:
                 if not replayable:
                     raise
