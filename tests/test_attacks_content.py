@@ -250,6 +250,32 @@ def test_proxy_truncating_every_download_fails_cleanly(
     assert_untouched(out, before)
 
 
+HOSTILE_ANSWERS: dict[str, dict[str, Any]] = {
+    "redirect-loop": {"status": 307, "headers": {"Location": "/v2/loop/blobs/sha256:x"}, "body": b""},
+    "bad-content-length": {"status": 200, "headers": {"Content-Length": "abc"}, "body": b"xx"},
+    "huge-error-document": {"status": 500, "headers": {"Content-Type": "application/json"},
+                            "body": lambda: (b"x" * 65536 for _ in range(160))},
+    "html-instead-of-a-blob": {"status": 200, "headers": {"Content-Type": "text/html"},
+                               "body": b"<html>login required</html>"},
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_ANSWERS))
+def test_hostile_http_answers_to_blob_requests_fail_cleanly(
+    case: str, registry: registry_server.RegistryServer, proxy: FaultProxy, pushed: tuple[str, api.PushResult],
+    tmp_path: Path,
+) -> None:
+    """Blob GETs answered with a redirect loop, an unparsable Content-Length, a 10 MB error
+    document, or an HTML page: one error line (4 or 7), no traceback, DEST untouched."""
+    ref, _ = pushed
+    proxy.add(Rule("GET", "/blobs/sha256:", Fault.SERVE, times=10_000, **HOSTILE_ANSWERS[case]))
+    out, before = prefilled_dest(tmp_path)
+    res = run_cli("pull", _via(proxy, ref, registry), out, env={"OMSIGN_RETRIES": "2"})
+    assert res.returncode in (4, 7), res.stderr
+    assert_cli_error(res, res.returncode)
+    assert_untouched(out, before)
+
+
 @pytest.fixture
 def layout(tmp_path: Path) -> tuple[Path, str]:
     """A model packed into an on-disk OCI layout by ``omsign pack``: (layout dir, reference)."""
