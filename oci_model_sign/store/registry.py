@@ -1033,6 +1033,7 @@ class RegistryStore:
             return None
         url: str | None = f"{self.repo_url}/referrers/{digest}"
         found: list[Descriptor] = []
+        visited: set[str] = set()
         pages = 0
         while url:
             pages += 1
@@ -1063,6 +1064,13 @@ class RegistryStore:
             found.extend(Descriptor.from_json(m, "referrer descriptor") for m in manifests)
             nxt = parse_next_link(link)
             url = str(page_url.join(nxt)) if nxt else None
+            # Every page but the last must bring referrers: otherwise a registry could keep us
+            # fetching empty pages (or one page linking to itself) MAX_PAGES times.
+            visited.add(str(page_url))
+            if url is not None and (not manifests or url in visited):
+                raise RegistryError(
+                    f"{self.host} paginates the referrers of {digest} without progress (an empty page or a Link loop)"
+                )
         with self._referrers_lock:
             self._referrers_supported = True
         return found
