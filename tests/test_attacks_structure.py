@@ -290,3 +290,65 @@ def test_huge_bundle_blob_is_not_downloaded(
     }
     raw.put_manifest(_path(repo), result.digest.replace(":", "-"), json.dumps(index).encode(), OCI_INDEX)
     _pull_fails(repo, tmp_path, 8, "limit", extra=tuple(verify_args(keypair[1])))
+
+
+# -- a registry with a referrers API (played by the proxy: distribution 2.8 has none) ----------
+def _referrers_api(proxy_: FaultProxy, body: bytes, link: str | None = None) -> None:
+    headers = {"Content-Type": OCI_INDEX}
+    if link is not None:
+        headers["Link"] = link
+    proxy_.add(Rule("GET", r"/referrers/", Fault.SERVE, status=200, headers=headers, body=body, times=100_000))
+
+
+def _index(entries: list[dict[str, object]]) -> bytes:
+    return json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}).encode()
+
+
+NOWHERE = {"mediaType": OCI_MANIFEST, "size": 100, "digest": "sha256:" + "1" * 64, "artifactType": BUNDLE_MEDIA_TYPE}
+
+
+def test_referrers_api_listing_thousands_of_entries_is_refused(
+    registry: registry_server.RegistryServer, proxy: FaultProxy, repo: str, tmp_path: Path, keypair: tuple[Path, Path]
+) -> None:
+    """The referrers API answers 5,000 entries: LimitError (exit 9) before any is fetched."""
+    api.push(make_model(tmp_path / "model"), f"{repo}:v1")
+    _referrers_api(proxy, _index([NOWHERE] * 5000))
+    _pull_fails(repo.replace(registry.host, proxy.host), tmp_path, 9, "referrers",
+                extra=tuple(verify_args(keypair[1])))
+
+
+def test_referrers_api_answering_garbage_is_refused(
+    registry: registry_server.RegistryServer, proxy: FaultProxy, repo: str, tmp_path: Path, keypair: tuple[Path, Path]
+) -> None:
+    """The referrers API answers an index that is not JSON: IntegrityError (exit 7)."""
+    api.push(make_model(tmp_path / "model"), f"{repo}:v1")
+    _referrers_api(proxy, b"{not json")
+    _pull_fails(repo.replace(registry.host, proxy.host), tmp_path, 7, extra=tuple(verify_args(keypair[1])))
+
+
+def test_referrers_api_entries_pointing_nowhere_fail_verification(
+    registry: registry_server.RegistryServer, proxy: FaultProxy, repo: str, tmp_path: Path, keypair: tuple[Path, Path]
+) -> None:
+    """The referrers API lists a signature manifest that does not exist: that candidate fails,
+    verification fails (exit 8)."""
+    api.push(make_model(tmp_path / "model"), f"{repo}:v1")
+    _referrers_api(proxy, _index([NOWHERE]))
+    _pull_fails(repo.replace(registry.host, proxy.host), tmp_path, 8, extra=tuple(verify_args(keypair[1])))
+
+
+@pytest.mark.parametrize("page", ["empty", "self-loop"])
+def test_referrers_api_pagination_without_progress_is_refused(
+    page: str, registry: registry_server.RegistryServer, proxy: FaultProxy, repo: str, tmp_path: Path,
+    keypair: tuple[Path, Path],
+) -> None:
+    """Pages that link on for ever (empty pages, or a page whose next link is itself): a clear
+    error (exit 4) after a page or two, not ten thousand requests."""
+    result = api.push(make_model(tmp_path / "model"), f"{repo}:v1")
+    url = f"/v2/{_path(repo)}/referrers/{result.digest}"
+    if page == "empty":
+        _referrers_api(proxy, _index([]), f'<{url}?page=next>; rel="next"')
+    else:
+        _referrers_api(proxy, _index([NOWHERE]), f'<{url}>; rel="next"')
+    _pull_fails(repo.replace(registry.host, proxy.host), tmp_path, 4, "pagina",
+                extra=tuple(verify_args(keypair[1])))
+    assert len(proxy.log("GET", r"/referrers/")) <= 10
