@@ -36,6 +36,7 @@ from .model.unpack import (
     ModelEntry,
     ModelManifest,
     Staging,
+    debris_name,
     filter_entries,
     matches_include,
     parse_model_manifest,
@@ -294,7 +295,7 @@ def _fetch_entry(
     bound = entry.uncompressed_size
     if bound is None:
         bound = entry.descriptor.size * limits.decompressed_ratio
-    fd, tmp_name = tempfile.mkstemp(prefix=".omsign-layer-", dir=staging.path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=debris_name("layer"), dir=staging.path.parent)
     try:
         with os.fdopen(fd, "w+b") as tmp:
             store.fetch_blob(entry.descriptor, tmp, progress)

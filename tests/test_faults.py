@@ -314,8 +314,6 @@ def test_kill_9_mid_pull_then_rerun_completes_without_stale_files(
     assert snapshot(out) == snapshot(model)
 
 
-@pytest.mark.xfail(strict=True, reason="a SIGKILLed pull leaves its .omsign-staging-* folder (and "
-                   ".omsign-layer-* temp files) next to DEST; nothing removes them later")
 def test_kill_9_mid_pull_leaves_no_debris_beside_dest(
     registry: registry_server.RegistryServer, proxy: FaultProxy, repo: str, tmp_path: Path
 ) -> None:

@@ -315,3 +315,38 @@ def test_packed_model_unpacks_to_identical_files(tmp_path: Path) -> None:
     assert copies == originals
     for rel in originals:
         assert (dest / rel).read_bytes() == (TINY / rel).read_bytes()
+
+
+# -- debris of killed runs -----------------------------------------------------------------------
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_sweep_removes_staging_and_layer_files_of_dead_processes(tmp_path: Path) -> None:
+    from oci_model_sign.model.unpack import debris_name, sweep_debris
+
+    mine = debris_name("staging")
+    dead = mine.replace(f"-{os.getpid()}-", f"-{_dead_pid()}-")
+    (tmp_path / f"{dead}abc").mkdir()
+    (tmp_path / f"{dead}abc" / "weights.bin").write_bytes(b"partial")
+    (tmp_path / f"{dead.replace('staging', 'layer')}xyz").write_bytes(b"partial")
+    removed = sweep_debris(tmp_path)
+    assert len(removed) == 2 and list(tmp_path.iterdir()) == []
+
+
+def test_sweep_keeps_work_of_live_processes_and_other_hosts(tmp_path: Path) -> None:
+    from oci_model_sign.model.unpack import debris_name, sweep_debris
+
+    alive = tmp_path / f"{debris_name('staging')}abc"  # this very process
+    alive.mkdir()
+    other_host = tmp_path / f".omsign-staging-elsewhere.example-{_dead_pid()}-abc"
+    other_host.mkdir()
+    user_file = tmp_path / ".omsign-notes"
+    user_file.write_text("not ours to delete")
+    assert sweep_debris(tmp_path) == []
+    assert alive.exists() and other_host.exists() and user_file.exists()

@@ -16,6 +16,7 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import stat
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -358,6 +359,62 @@ def filter_entries(entries: Sequence[ModelEntry], patterns: Sequence[str]) -> li
 
 
 # -- staging -----------------------------------------------------------------------------------
+DEBRIS_PREFIXES = (".omsign-staging-", ".omsign-layer-")
+
+
+def _host_tag() -> str:
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:64] or "host"
+
+
+def debris_name(kind: str) -> str:
+    """``.omsign-<kind>-<host>-<pid>-`` : who made a temporary file, so a later run can tell
+    whether its maker is dead (a ``kill -9``) and remove it. The host keeps a process on one
+    machine from judging another machine's work on a shared filesystem."""
+    return f".omsign-{kind}-{_host_tag()}-{os.getpid()}-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def sweep_debris(parent: Path) -> list[str]:
+    """Remove staging folders and layer files left in ``parent`` by omsign runs of this host
+    that died (SIGKILL, power loss of the process). Anything whose maker may still run, or that
+    another host made, is left alone. Returns the names removed."""
+    host = _host_tag()
+    removed: list[str] = []
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return removed
+    for name in names:
+        prefix = next((p for p in DEBRIS_PREFIXES if name.startswith(p)), None)
+        if prefix is None:
+            continue
+        rest = name[len(prefix):]
+        if not rest.startswith(host + "-"):
+            continue
+        pid_text = rest[len(host) + 1:].split("-", 1)[0]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _pid_alive(int(pid_text)):
+            continue
+        path = parent / name
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            removed.append(name)
+        except OSError:
+            continue
+    return removed
+
+
 class Staging:
     """Files land in a temporary folder next to ``dest`` and move in only after verification.
 
@@ -378,7 +435,8 @@ class Staging:
             parent.mkdir(parents=True, exist_ok=True)
             if self.dest.exists() and not self.dest.is_dir():
                 raise InputError(f"{self.dest} exists and is not a folder")
-            self.root = parent / f".omsign-staging-{secrets.token_hex(6)}"
+            sweep_debris(parent)
+            self.root = parent / f"{debris_name('staging')}{secrets.token_hex(6)}"
             os.mkdir(self.root, 0o755)
         except OSError as exc:
             raise InputError(f"cannot create a staging folder next to {self.dest}: {exc.strerror or exc}") from exc
