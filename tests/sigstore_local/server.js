@@ -302,6 +302,13 @@ async function main() {
   const ca = await initializeCA(newKeyPair(), ctlog);
   const tlog = await initializeTLog(url, newKeyPair());
   const tsa = await initializeTSA(newKeyPair());
+  // Whole-second genTime: pkijs drops trailing zeros of the milliseconds (".12Z"), which
+  // sigstore-js's time parser rejects ("invalid time") about one time in ten.
+  tsa.getCurrentTime = () => {
+    const now = new Date();
+    now.setMilliseconds(0);
+    return now;
+  };
   const setNonce = echoExactNonce(tsa);
 
   const fulcio = fulcioHandler(ca, { strict: true });
@@ -344,9 +351,7 @@ async function main() {
     },
     paths: { fulcio: fulcio.path, rekor: rekor.path, tsa: timestamp.path },
   };
-  process.stdout.write(`${JSON.stringify(material)}\n`);
-  log(`listening on ${url}`);
-
+  // Handlers first, then the ready line: a caller may signal us the moment it reads it.
   const shutdown = (why) => {
     log(`stopping (${why})`);
     server.close();
@@ -358,6 +363,9 @@ async function main() {
   process.stdin.resume();
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+
+  process.stdout.write(`${JSON.stringify(material)}\n`);
+  log(`listening on ${url}`);
 }
 
 main().catch((e) => {
