@@ -725,24 +725,13 @@ def write_reports(data: dict[str, Any], out: Path) -> None:
         update_readme(markdown(data))
 
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-README_BEGIN, README_END = "<!-- bench:begin -->", "<!-- bench:end -->"
-
-
 def update_readme(report: str) -> None:
-    """Copy the results (not the method notes) between the README's bench markers."""
+    """Copy the results (not the method notes) into the README's bench section."""
+    from tests.readme_sections import replace_section
+
     body = report.split("\n## How it was measured", 1)[0].strip()
     body = body.replace("# omsign benchmark results\n", "", 1).strip().replace("\n## ", "\n### ")
-    body += "\n\n![throughput against model size](bench/results/throughput.png)"
-    try:
-        text = README.read_text()
-    except OSError:
-        return
-    if README_BEGIN not in text or README_END not in text:
-        return
-    head, rest = text.split(README_BEGIN, 1)
-    _, tail = rest.split(README_END, 1)
-    README.write_text(f"{head}{README_BEGIN}\n{body}\n{README_END}{tail}")
+    replace_section("bench", body + "\n\n![throughput against model size](bench/results/throughput.png)")
 
 
 # -- main -------------------------------------------------------------------------------------

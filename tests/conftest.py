@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,6 +69,22 @@ def private_registry() -> Iterator[registry_server.RegistryServer]:
 def repo(registry: registry_server.RegistryServer) -> str:
     """A fresh repository name on the shared registry: ``127.0.0.1:PORT/test/<uuid>``."""
     return f"{registry.host}/test/{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> Path:
+    """A private copy of testdata/tiny-model that a test may change."""
+    dest = tmp_path / "model"
+    shutil.copytree(TESTDATA / "tiny-model", dest)
+    return dest
+
+
+@pytest.fixture(params=["registry", "layout"])
+def base(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh repository on the registry, then on an on-disk layout: every command works on both."""
+    if request.param == "registry":
+        return str(request.getfixturevalue("repo"))
+    return f"oci:{tmp_path / 'store'}"
 
 
 @pytest.fixture

@@ -117,10 +117,6 @@ def render(rows: list[Row]) -> str:
     return "\n".join(lines) + "\n"
 
 
-README = ROOT / "README.md"
-README_BEGIN, README_END = "<!-- reliability:begin -->", "<!-- reliability:end -->"
-
-
 def render_summary(rows: list[Row]) -> str:
     """Per category: how many cases ran and how they ended, with a few examples (README)."""
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -149,18 +145,6 @@ def render_summary(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def _update_readme(rows: list[Row]) -> None:
-    try:
-        text = README.read_text(encoding="utf-8")
-    except OSError:
-        return
-    if README_BEGIN not in text or README_END not in text:
-        return
-    head, rest = text.split(README_BEGIN, 1)
-    _, tail = rest.split(README_END, 1)
-    README.write_text(f"{head}{README_BEGIN}\n{render_summary(rows)}\n{README_END}{tail}", encoding="utf-8")
-
-
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     ran = [row for row in _rows.values() if row.outcome != "not run"]
     if not ran:
@@ -168,7 +152,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     OUTPUT.parent.mkdir(parents=True, exist_ok=True)
     OUTPUT.write_text(render(list(_rows.values())), encoding="utf-8")
     if all(row.outcome != "not run" for row in _rows.values()):
-        _update_readme(list(_rows.values()))  # only a complete run speaks for the README
+        from tests.readme_sections import replace_section
+
+        replace_section("reliability", render_summary(list(_rows.values())))  # complete runs only
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
-
-import pytest
 
 from tests.conftest import TESTDATA
 from tests.pki import make_test_ca
@@ -17,20 +14,6 @@ from tests.test_e2e_push_pull import assert_one_line_error, files_of, omsign
 MODEL = TESTDATA / "tiny-model"
 ALICE = "alice@example.com"
 ISSUER = "https://issuer.example.com"
-
-
-@pytest.fixture
-def model(tmp_path: Path) -> Path:
-    dest = tmp_path / "model"
-    shutil.copytree(MODEL, dest)
-    return dest
-
-
-@pytest.fixture(params=["registry", "layout"])
-def base(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "registry":
-        return str(request.getfixturevalue("repo"))
-    return f"oci:{tmp_path / 'store'}"
 
 
 def keyless_sign(ref: str, services: SigstoreLocal, identity: str = ALICE, issuer: str = ISSUER, *extra: str) -> None:

@@ -51,13 +51,6 @@ def push_json(model: Path, ref: str, *args: str) -> dict[str, object]:
     return value
 
 
-@pytest.fixture
-def model(tmp_path: Path) -> Path:
-    dest = tmp_path / "model"
-    shutil.copytree(MODEL, dest)
-    return dest
-
-
 def test_push_inspect_pull_round_trip_is_byte_identical(repo: str, model: Path, tmp_path: Path) -> None:
     ref = f"{repo}:v1"
     pushed = omsign("push", str(model), ref, "--json")

@@ -30,21 +30,6 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
-@pytest.fixture
-def model(tmp_path: Path) -> Path:
-    dest = tmp_path / "model"
-    shutil.copytree(MODEL, dest)
-    return dest
-
-
-@pytest.fixture(params=["registry", "layout"])
-def base(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The same behaviours on both stores."""
-    if request.param == "registry":
-        return str(request.getfixturevalue("repo"))
-    return f"oci:{tmp_path / 'store'}"
-
-
 def push_signed(model: Path, ref: str, keys: Path, *extra: str) -> str:
     proc = omsign("push", str(model), ref, "--json", "--sign", "--key", str(keys / "a" / "cosign.key"), *extra, env=PASSWORD)
     assert proc.returncode == 0, proc.stderr
