@@ -29,12 +29,12 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     monkeypatch.delenv("COSIGN_PASSWORD", raising=False)
 
 
-def _start(auth: bool) -> registry_server.RegistryServer:
+def _start(auth: bool, token: bool = False) -> registry_server.RegistryServer:
     if not registry_server.available():
         if os.environ.get("CI"):
             pytest.fail("docker-registry is missing in CI: `make test` should have installed it")
         pytest.skip("docker-registry not installed")
-    return registry_server.start(auth=auth)
+    return registry_server.start(auth=auth, token=token)
 
 
 @pytest.fixture(scope="session")
@@ -49,6 +49,14 @@ def registry() -> Iterator[registry_server.RegistryServer]:
 def auth_registry() -> Iterator[registry_server.RegistryServer]:
     """A registry demanding Basic credentials (``server.username``/``server.password``)."""
     server = _start(auth=True)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def token_registry() -> Iterator[registry_server.RegistryServer]:
+    """A registry demanding Bearer tokens from its token service (Docker Hub's scheme)."""
+    server = _start(auth=False, token=True)
     yield server
     server.stop()
 

@@ -40,6 +40,7 @@ class RegistryServer:
     username: str | None = None
     password: str | None = None
     workdir: Path = field(default_factory=Path)
+    token_server: object | None = None  # tests.token_server.TokenServer in token mode
 
     @property
     def host(self) -> str:
@@ -55,6 +56,9 @@ class RegistryServer:
         return self.root / "docker/registry/v2/blobs" / alg / hexpart[:2] / hexpart / "data"
 
     def stop(self) -> None:
+        stop_tokens = getattr(self.token_server, "stop", None)
+        if callable(stop_tokens):
+            stop_tokens()
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -95,8 +99,11 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 20.
     raise RuntimeError("docker-registry did not become ready")
 
 
-def start(*, auth: bool = False, username: str = "omsign", password: str = "s3cret-pass") -> RegistryServer:
-    """Start a registry; with ``auth`` it demands Basic credentials (htpasswd, bcrypt)."""
+def start(
+    *, auth: bool = False, token: bool = False, username: str = "omsign", password: str = "s3cret-pass"
+) -> RegistryServer:
+    """Start a registry; with ``auth`` it demands Basic credentials (htpasswd, bcrypt), with
+    ``token`` Bearer tokens from a token service on 127.0.0.1 (``tests.token_server``)."""
     if not available():
         raise RuntimeError("docker-registry is not installed (apt-get install docker-registry)")
     workdir = Path(tempfile.mkdtemp(prefix="omsign-registry-"))
@@ -127,6 +134,19 @@ def start(*, auth: bool = False, username: str = "omsign", password: str = "s3cr
         hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
         htpasswd.write_text(f"{username}:{hashed}\n")
         lines += ["auth:", "  htpasswd:", "    realm: basic-realm", f"    path: {htpasswd}"]
+    tokens = None
+    if token:
+        from tests.token_server import ISSUER, SERVICE, TokenServer
+
+        tokens = TokenServer(username, password, workdir)
+        lines += [
+            "auth:",
+            "  token:",
+            f"    realm: {tokens.realm}",
+            f"    service: {SERVICE}",
+            f"    issuer: {ISSUER}",
+            f"    rootcertbundle: {tokens.cert_path}",
+        ]
     config = workdir / "config.yml"
     config.write_text("\n".join(lines) + "\n")
     process = _spawn(config, workdir / "registry.log")
@@ -134,9 +154,10 @@ def start(*, auth: bool = False, username: str = "omsign", password: str = "s3cr
         port=port,
         root=root,
         process=process,
-        username=username if auth else None,
-        password=password if auth else None,
+        username=username if auth or token else None,
+        password=password if auth or token else None,
         workdir=workdir,
+        token_server=tokens,
     )
     try:
         _wait_ready(server.url, process)
