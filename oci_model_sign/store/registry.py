@@ -147,6 +147,26 @@ def describe_transport_error(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
+def _transport_failure(exc: httpx.TransportError, host: str, method: str, url: str) -> RegistryError:
+    """Say who failed (a redirect target is not the registry) and how (unreachable vs broken)."""
+    try:
+        failed = exc.request.url
+        where = failed.netloc.decode() if isinstance(failed.netloc, bytes) else str(failed.netloc)
+    except RuntimeError:  # no request attached
+        where = host
+    if where != host:
+        where = f"{where} (where {host} redirected)"
+    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+        return RegistryError(
+            f"cannot reach {where}: {describe_transport_error(exc)}",
+            hint="check the address, the network, and that the registry is running",
+        )
+    return RegistryError(
+        f"{method} {httpx.URL(url).path} failed on {where}: {describe_transport_error(exc)}",
+        hint="the registry or a proxy in front of it broke the connection; retry, or check the proxy",
+    )
+
+
 def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
     """``Retry-After`` as seconds to wait: an integer, or an HTTP date (RFC 9110)."""
     if not value:
@@ -442,10 +462,7 @@ class RegistryStore:
                 delay = self._backoff(attempt)
                 attempt += 1
                 if attempt > self.options.retries or time.monotonic() + delay > deadline:
-                    raise RegistryError(
-                        f"cannot reach {self.host}: {describe_transport_error(exc)}",
-                        hint="check the address, the network, and that the registry is running",
-                    ) from exc
+                    raise _transport_failure(exc, self.host, method, url) from exc
                 time.sleep(delay)
                 continue
             if resp.status_code == 401:
