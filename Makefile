@@ -45,6 +45,7 @@ test: $(STAMP) system-deps node-deps
 lint: $(STAMP)
 	$(PY) -m ruff check oci_model_sign tests bench
 	$(PY) -m mypy
+	$(PY) -m mypy tests bench
 
 demo: $(STAMP) system-deps
 	$(PY) scripts/demo.py

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import InputError, UsageError, VerificationError
 from .reference import Reference, parse_reference
 from .store import open_store
-from .store.base import Descriptor, Store, StoreOptions
+from .store.base import Store, StoreOptions
 
 if TYPE_CHECKING:  # the engines load on first use: `omsign sign` needs none of them
     from .progress import Reporter
@@ -103,7 +103,6 @@ def inspect(ref: str | Reference, *, options: StoreOptions | None = None) -> Ins
     """Manifest, files, sizes, media types and referrers of a model, without downloading it."""
     import json
 
-    from .errors import NotFoundError
     from .signing.attach import read_legacy_layers
     from .store.referrers import list_referrers
     from .transfer import read_model
@@ -133,10 +132,7 @@ def inspect(ref: str | Reference, *, options: StoreOptions | None = None) -> Ins
             }
             for r in list_referrers(store, desc.digest)
         ]
-        try:
-            legacy = len(read_legacy_layers(store, desc.digest))
-        except NotFoundError:
-            legacy = 0
+        legacy = len(read_legacy_layers(store, desc.digest))
         return InspectResult(
             reference=str(reference.pinned(desc.digest)),
             digest=desc.digest,
@@ -314,10 +310,6 @@ def verify(ref: str | Reference, policy: Any, *, options: StoreOptions | None = 
         return discover(store, manifest.descriptor, policy, layer_digests=layer_digests(model)).result
     finally:
         _close(store)
-
-
-def subject_descriptor(store: Store, identifier: str) -> Descriptor:
-    return store.resolve(identifier)
 
 
 __all__ = [
