@@ -344,6 +344,11 @@ def pull_model(
                 _fetch_entry(store, staging, entry, include, progress)
             except OSError as exc:
                 raise InputError(f"cannot write {entry.path} under {dest}: {exc.strerror or exc}") from exc
+            except IntegrityError as exc:
+                if str(entry.path) in exc.message:
+                    raise
+                # Name the file: "blob sha256:… does not match" alone does not say what to fix.
+                raise IntegrityError(f"{entry.path}: {exc.message}", hint=exc.hint) from exc
             finally:
                 reporter.done(progress)
             with lock:
