@@ -201,7 +201,7 @@ def _push_plan(
                 desc = Descriptor("application/octet-stream", source.digest, source.size)
                 progress(source.size)
             else:
-                desc = store.push_blob(source, progress)
+                desc = store.push_blob(source, progress, known_absent=source.digest is not None)
         finally:
             reporter.done(progress)
         if entry.stat is not None and entry.source.path is not None:

@@ -154,11 +154,14 @@ class Store(Protocol):
     def blob_exists(self, digest: str) -> bool:
         """True if the blob is present (HEAD); never downloads it."""
 
-    def push_blob(self, source: BlobSource, progress: Progress | None = None) -> Descriptor:
+    def push_blob(
+        self, source: BlobSource, progress: Progress | None = None, *, known_absent: bool = False
+    ) -> Descriptor:
         """Store a blob, hashing while sending when ``source.digest`` is None.
 
         Returns a descriptor with media type ``application/octet-stream`` (callers set the real
-        one). Skips the transfer when the digest is known and the blob exists. Resumes after a
+        one). Skips the transfer when the digest is known and the blob exists, unless the caller
+        says it just checked (``known_absent``: one HEAD per blob, not two). Resumes after a
         dropped connection. Raises ``InputError`` if the file changed size while being read.
         """
 

@@ -190,8 +190,10 @@ class LayoutStore:
         """A layout has no other repositories: "mounted" only if the blob is already here."""
         return self.blob_exists(digest)
 
-    def push_blob(self, source: BlobSource, progress: Progress | None = None) -> Descriptor:
-        if source.digest is not None and self.blob_exists(source.digest):
+    def push_blob(
+        self, source: BlobSource, progress: Progress | None = None, *, known_absent: bool = False
+    ) -> Descriptor:
+        if source.digest is not None and not known_absent and self.blob_exists(source.digest):
             if progress is not None:
                 progress(source.size)
             return Descriptor(OCTET_STREAM, source.digest, source.size)

@@ -568,8 +568,10 @@ class RegistryStore:
             return False
         raise self._error(resp, f"blob {digest}")
 
-    def push_blob(self, source: BlobSource, progress: Progress | None = None) -> Descriptor:
-        if source.digest is not None and self.blob_exists(source.digest):
+    def push_blob(
+        self, source: BlobSource, progress: Progress | None = None, *, known_absent: bool = False
+    ) -> Descriptor:
+        if source.digest is not None and not known_absent and self.blob_exists(source.digest):
             self.stats.add(skipped_blobs=1)
             return Descriptor(OCTET_STREAM, source.digest, source.size)
         if source.data is not None or source.size <= self.options.monolithic_max:
