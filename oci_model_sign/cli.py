@@ -7,7 +7,6 @@ is shown only with ``OMSIGN_DEBUG=1``.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -244,7 +243,7 @@ def _run_push(
     annotations: dict[str, str],
     mount_from: list[str] | None = None,
 ) -> None:
-    reporter = _reporter(progress, _folder_size(model_dir), f"push {model_dir.name}")
+    reporter = _reporter(progress, 0, f"push {model_dir.name}")  # the plan sets the total
     try:
         result = api.push(
             model_dir, reference, options=options, pack_options=pack, use_cache=not no_cache,
@@ -576,17 +575,6 @@ def logout(registry: str = typer.Argument(...)) -> None:
 
     removed = remove_credentials(registry)
     typer.echo(f"{'Removed' if removed else 'No'} credentials for {registry}", err=True)
-
-
-def _folder_size(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(root, name)).st_size
-    return total
 
 
 def _human(n: int) -> str:

@@ -154,6 +154,7 @@ def push_model(
     """
     reporter = reporter or NullReporter()
     with plan_model(model_dir, pack, cache=cache) as plan:
+        reporter.set_total(sum(e.size for e in plan.entries))
         return _push_plan(plan, ref, store, concurrency, reporter, small_max, mount_from or [])
 
 
