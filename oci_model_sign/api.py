@@ -236,15 +236,9 @@ def sign(
     digest, and the model-signing statement is built from the layer digests in the manifest.
     """
     from .model.unpack import parse_model_manifest, raw_files
-    from .signing.attach import (
-        COSIGN_SIGN_PREDICATE,
-        MODEL_SIGNING_PREDICATE,
-        attach_bundles,
-        attach_legacy,
-    )
-    from .signing.attach import (
-        SIG_ANNOTATION as _SIG,
-    )
+    from .oci.mediatypes import ANNOTATION_SIGNATURE as _SIG
+    from .oci.mediatypes import COSIGN_SIGN_PREDICATE, MODEL_SIGNING_PREDICATE
+    from .signing.attach import attach_bundles, attach_legacy
     from .signing.modelsig import model_signing_statement
     from .signing.statements import cosign_sign_statement, simple_signing_payload
 

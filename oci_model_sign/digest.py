@@ -7,11 +7,18 @@ digest and size are checked as bytes arrive, so nothing is trusted because a ser
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import BinaryIO
 
 from .errors import IntegrityError
 
 CHUNK = 4 * 1024 * 1024  # large reads keep per-chunk Python overhead negligible
+_DIGEST_RE = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
+
+
+def is_digest(value: str) -> bool:
+    """True for the digests omsign accepts: ``sha256:`` or ``sha512:`` with lowercase hex."""
+    return bool(_DIGEST_RE.match(value))
 
 
 def sha256_digest(data: bytes) -> str:

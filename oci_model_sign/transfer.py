@@ -27,7 +27,6 @@ from .model.pack import (
     PackOptions,
     PlanEntry,
     build_config_blob,
-    build_manifest,
     layer_descriptor,
     plan_model,
 )
@@ -41,9 +40,12 @@ from .model.unpack import (
     matches_include,
     parse_model_manifest,
 )
+from .oci.descriptor import Descriptor, ManifestData
+from .oci.manifest import build_manifest
+from .oci.mediatypes import OCI_MANIFEST, OCTET_STREAM
 from .progress import NullReporter, Progress, Reporter
 from .reference import Reference
-from .store.base import OCI_MANIFEST, BlobSource, Descriptor, ManifestData, Store
+from .store.base import BlobSource, Store
 
 
 @dataclass(frozen=True)
@@ -199,7 +201,7 @@ def _push_plan(
             )
             if existed:
                 assert source.digest is not None
-                desc = Descriptor("application/octet-stream", source.digest, source.size)
+                desc = Descriptor(OCTET_STREAM, source.digest, source.size)
                 progress(source.size)
             else:
                 desc = store.push_blob(source, progress, known_absent=source.digest is not None)

@@ -18,10 +18,12 @@ from typing import Any
 import pytest
 
 from oci_model_sign import api
-from oci_model_sign.signing.attach import COSIGN_SIGN_PREDICATE, attach_bundle
+from oci_model_sign.oci.descriptor import Descriptor
+from oci_model_sign.oci.mediatypes import COSIGN_SIGN_PREDICATE
+from oci_model_sign.signing.attach import attach_bundle
 from oci_model_sign.signing.keys import load_private_key, sign_bytes
 from oci_model_sign.store import open_store
-from oci_model_sign.store.base import Descriptor, StoreOptions
+from oci_model_sign.store.base import StoreOptions
 from tests import helpers, registry_server
 from tests.faultproxy import Fault, FaultProxy, Rule
 from tests.helpers import (

@@ -17,12 +17,9 @@ from pathlib import Path
 import pytest
 
 from oci_model_sign import api
-from oci_model_sign.signing.attach import (
-    BUNDLE_MEDIA_TYPE,
-    COSIGN_SIGN_PREDICATE,
-    bundle_referrer_manifest,
-)
-from oci_model_sign.store.base import EMPTY_JSON, Descriptor
+from oci_model_sign.oci.descriptor import Descriptor
+from oci_model_sign.oci.manifest import bundle_referrer_manifest
+from oci_model_sign.oci.mediatypes import BUNDLE_MEDIA_TYPE, COSIGN_SIGN_PREDICATE, EMPTY_JSON
 from tests import helpers, registry_server
 from tests.faultproxy import Fault, FaultProxy, Rule
 from tests.helpers import (

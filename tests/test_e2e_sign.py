@@ -190,8 +190,9 @@ def test_signature_copied_onto_another_model_is_rejected(
     (model / "config.json").write_text('{"other": 1}\n')
     b = omsign("push", str(model), b_ref, "--json")
     b_digest = json.loads(b.stdout)["digest"]
+    from oci_model_sign.oci.mediatypes import COSIGN_SIGN_PREDICATE
     from oci_model_sign.reference import parse_reference
-    from oci_model_sign.signing.attach import COSIGN_SIGN_PREDICATE, attach_bundle
+    from oci_model_sign.signing.attach import attach_bundle
     from oci_model_sign.store import open_store
     from oci_model_sign.store.referrers import list_referrers
 
@@ -199,7 +200,7 @@ def test_signature_copied_onto_another_model_is_rejected(
     a_digest = a_store.resolve("v1").digest
     [bundle_ref] = [r for r in list_referrers(a_store, a_digest) if (r.annotations or {}).get("dev.sigstore.bundle.predicateType") == COSIGN_SIGN_PREDICATE]
     manifest = json.loads(a_store.get_manifest(bundle_ref.digest).data)
-    from oci_model_sign.store.base import Descriptor
+    from oci_model_sign.oci.descriptor import Descriptor
 
     bundle = a_store.read_blob(Descriptor.from_json(manifest["layers"][0]), 1 << 20)
     b_store = open_store(parse_reference(b_ref))

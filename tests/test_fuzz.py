@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 from oci_model_sign.errors import IntegrityError, LimitError, OmsignError, UsageError
 from oci_model_sign.limits import Limits, load_json
 from oci_model_sign.model.unpack import parse_model_manifest, safe_relpath
+from oci_model_sign.oci.descriptor import Descriptor
 from oci_model_sign.reference import Reference, parse_reference
-from oci_model_sign.store.base import Descriptor
 
 LIMITS = Limits()
 SMALL_LIMITS = Limits(manifest_bytes=64 * 1024, layers=50, json_depth=16)

@@ -14,18 +14,11 @@ import pytest
 from oci_model_sign.digest import sha256_digest
 from oci_model_sign.errors import InputError, IntegrityError, LimitError, NotFoundError
 from oci_model_sign.limits import Limits
+from oci_model_sign.oci.descriptor import Descriptor
+from oci_model_sign.oci.mediatypes import EMPTY_DIGEST, EMPTY_JSON, OCI_EMPTY, OCI_MANIFEST
 from oci_model_sign.reference import parse_reference
 from oci_model_sign.store import open_store
-from oci_model_sign.store.base import (
-    EMPTY_DIGEST,
-    EMPTY_JSON,
-    OCI_EMPTY,
-    OCI_MANIFEST,
-    BlobSource,
-    Descriptor,
-    Store,
-    StoreOptions,
-)
+from oci_model_sign.store.base import BlobSource, Store, StoreOptions
 from oci_model_sign.store.layout import LayoutStore
 
 

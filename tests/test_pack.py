@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from oci_model_sign.errors import InputError, UsageError
-from oci_model_sign.model import mediatypes as mt
+from oci_model_sign.model import conventions
 from oci_model_sign.model.digestcache import DigestCache
 from oci_model_sign.model.pack import PackOptions, plan_model, push_plan
+from oci_model_sign.oci import mediatypes as mt
 from oci_model_sign.reference import parse_reference
 from oci_model_sign.store.base import StoreOptions
 from oci_model_sign.store.layout import LayoutStore
@@ -63,12 +64,12 @@ def nocache() -> PackOptions:
     ],
 )
 def test_classify_assigns_modelpack_roles(path: str, role: str) -> None:
-    assert mt.classify(path) == role
-    assert mt.classify_certain(path)[1] is True
+    assert conventions.classify(path) == role
+    assert conventions.classify_certain(path)[1] is True
 
 
 def test_unknown_files_are_docs_marked_as_a_guess() -> None:
-    assert mt.classify_certain("weird.xyz") == ("doc", False)
+    assert conventions.classify_certain("weird.xyz") == ("doc", False)
 
 
 def test_layer_types_follow_the_modelpack_pattern() -> None:
@@ -80,7 +81,7 @@ def test_layer_types_follow_the_modelpack_pattern() -> None:
 
 def test_unknown_media_type_convention_is_a_usage_error() -> None:
     with pytest.raises(UsageError):
-        mt.get_media_types("nope")
+        conventions.get_media_types("nope")
 
 
 # -- planning ----------------------------------------------------------------------------------
@@ -231,7 +232,7 @@ def test_config_records_format_name_and_diff_ids_without_a_timestamp(tmp_path: P
     with plan_model(TINY, nocache()) as plan:
         stored = push_plan(store, plan)
     manifest = json.loads(stored.data)
-    from oci_model_sign.store.base import Descriptor
+    from oci_model_sign.oci.descriptor import Descriptor
 
     config = json.loads(store.read_blob(Descriptor.from_json(manifest["config"]), 1 << 20))
     assert config["descriptor"] == {"name": "tiny-model"}
@@ -279,7 +280,7 @@ def test_pack_dir_becomes_one_tar_zstd_layer_with_recorded_size(tmp_path: Path) 
     layer = next(lay for lay in manifest["layers"] if lay["annotations"][mt.ANNOTATION_FILEPATH] == "code")
     assert layer["mediaType"] == "application/vnd.cncf.model.code.v1.tar+zstd"
     assert int(layer["annotations"][mt.ANNOTATION_UNCOMPRESSED_SIZE]) == entry.uncompressed_size
-    from oci_model_sign.store.base import Descriptor
+    from oci_model_sign.oci.descriptor import Descriptor
 
     config = json.loads(store.read_blob(Descriptor.from_json(manifest["config"]), 1 << 20))
     i = manifest["layers"].index(layer)

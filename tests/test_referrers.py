@@ -10,17 +10,16 @@ import pytest
 
 from oci_model_sign.errors import InputError, LimitError, RegistryError
 from oci_model_sign.limits import Limits
-from oci_model_sign.reference import fallback_tag, parse_reference
-from oci_model_sign.store.base import (
+from oci_model_sign.oci.descriptor import Descriptor
+from oci_model_sign.oci.mediatypes import (
     EMPTY_DIGEST,
     EMPTY_JSON,
     OCI_EMPTY,
     OCI_INDEX,
     OCI_MANIFEST,
-    BlobSource,
-    Descriptor,
-    StoreOptions,
 )
+from oci_model_sign.reference import fallback_tag, parse_reference
+from oci_model_sign.store.base import BlobSource, StoreOptions
 from oci_model_sign.store.referrers import attach_referrer, detach_referrer, list_referrers
 from oci_model_sign.store.registry import RegistryStore
 

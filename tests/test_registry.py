@@ -22,17 +22,11 @@ from oci_model_sign.errors import (
     RegistryError,
 )
 from oci_model_sign.limits import Limits
+from oci_model_sign.oci.descriptor import Descriptor
+from oci_model_sign.oci.mediatypes import EMPTY_DIGEST, EMPTY_JSON, OCI_EMPTY, OCI_MANIFEST
 from oci_model_sign.reference import parse_reference
 from oci_model_sign.store import open_store
-from oci_model_sign.store.base import (
-    EMPTY_DIGEST,
-    EMPTY_JSON,
-    OCI_EMPTY,
-    OCI_MANIFEST,
-    BlobSource,
-    Descriptor,
-    StoreOptions,
-)
+from oci_model_sign.store.base import BlobSource, StoreOptions
 from oci_model_sign.store.registry import (
     RegistryStore,
     parse_next_link,

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from oci_model_sign.errors import InputError, IntegrityError
+from oci_model_sign.oci import mediatypes
 from oci_model_sign.signing import dsse, keys, modelsig, signers, statements
 from tests.pki import make_test_ca
 
@@ -73,8 +74,8 @@ def test_pae_matches_sigstore_python() -> None:
     from sigstore.dsse import _pae
 
     body = statements.cosign_sign_statement(DIGEST)
-    assert dsse.pae(statements.IN_TOTO_PAYLOAD_TYPE, body) == _pae(
-        statements.IN_TOTO_PAYLOAD_TYPE, body
+    assert dsse.pae(mediatypes.IN_TOTO_PAYLOAD_TYPE, body) == _pae(
+        mediatypes.IN_TOTO_PAYLOAD_TYPE, body
     )
 
 

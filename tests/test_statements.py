@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from oci_model_sign.errors import InputError
+from oci_model_sign.oci import mediatypes
 from oci_model_sign.signing import statements
 
 DIGEST = "sha256:" + "ab" * 32
@@ -88,7 +89,7 @@ def test_simple_signing_refuses_empty_reference_and_non_string_annotations() -> 
 
 
 def test_cosign_statement_is_cosign_v3_shape(interop: Path) -> None:
-    # cosign v3.0.4 wrote this statement; v3.0.5+ appends the empty predicate (notes §2.2).
+    # cosign v3.0.4 wrote this statement; v3.0.5+ appends the empty predicate.
     bundle = json.loads(
         (interop / "tobby-fetch/bundle-format/captured/bundle-sigstore.json").read_text()
     )
@@ -103,7 +104,7 @@ def test_cosign_statement_carries_annotations_on_the_subject() -> None:
     assert stmt["subject"] == [
         {"digest": {"sha256": DIGEST[7:]}, "annotations": {"a": "1", "b": "2"}}
     ]
-    assert stmt["predicateType"] == statements.COSIGN_SIGN_PREDICATE
+    assert stmt["predicateType"] == mediatypes.COSIGN_SIGN_PREDICATE
     assert stmt["predicate"] == {}
 
 
@@ -113,7 +114,7 @@ def test_in_toto_statement_for_attestations() -> None:
             [("reg/m", DIGEST), (None, DIGEST)], "https://example.com/card/v1", {"x": 1}
         )
     )
-    assert stmt["_type"] == statements.IN_TOTO_STATEMENT_V1
+    assert stmt["_type"] == mediatypes.IN_TOTO_STATEMENT_V1
     assert stmt["subject"] == [
         {"name": "reg/m", "digest": {"sha256": DIGEST[7:]}},
         {"digest": {"sha256": DIGEST[7:]}},

@@ -14,7 +14,6 @@ import zstandard
 
 from oci_model_sign.errors import InputError, IntegrityError, LimitError
 from oci_model_sign.limits import Limits
-from oci_model_sign.model import mediatypes as mt
 from oci_model_sign.model.pack import PackOptions, plan_model, push_plan
 from oci_model_sign.model.tarzstd import extract_tar
 from oci_model_sign.model.unpack import (
@@ -26,8 +25,10 @@ from oci_model_sign.model.unpack import (
     parse_model_manifest,
     safe_relpath,
 )
+from oci_model_sign.oci import mediatypes as mt
+from oci_model_sign.oci.descriptor import Descriptor
 from oci_model_sign.reference import parse_reference
-from oci_model_sign.store.base import Descriptor, StoreOptions
+from oci_model_sign.store.base import StoreOptions
 from oci_model_sign.store.layout import LayoutStore
 from tests.conftest import TESTDATA
 

@@ -10,7 +10,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from oci_model_sign.verify.legacy import SIMPLESIGNING_MEDIA_TYPE, verify_simple_signing
+from oci_model_sign.oci.mediatypes import SIMPLE_SIGNING_MEDIA_TYPE
+from oci_model_sign.verify.legacy import verify_simple_signing
 from oci_model_sign.verify.policy import KeyPolicy
 
 DIGEST = "sha256:" + "ab" * 32
@@ -39,7 +40,7 @@ def signed(key: ec.EllipticCurvePrivateKey, data: bytes) -> dict[str, str]:
 
 def test_valid_layer_verifies(key: ec.EllipticCurvePrivateKey) -> None:
     data = payload()
-    result = verify_simple_signing(data, signed(key, data), DIGEST, policy(key), source="legacy .sig layer 1", media_type=SIMPLESIGNING_MEDIA_TYPE)
+    result = verify_simple_signing(data, signed(key, data), DIGEST, policy(key), source="legacy .sig layer 1", media_type=SIMPLE_SIGNING_MEDIA_TYPE)
     assert result.ok and result.kind == "legacy"
 
 

@@ -31,8 +31,19 @@ from types import TracebackType
 from typing import Any, Literal
 
 from ..errors import InputError, UsageError
-from ..store.base import OCI_MANIFEST, BlobSource, Descriptor, ManifestData, Progress, Store
-from . import mediatypes as mt
+from ..oci import mediatypes as mt
+from ..oci.descriptor import Descriptor, ManifestData
+from ..oci.manifest import build_manifest, compact_json
+from ..oci.mediatypes import OCI_MANIFEST
+from ..store.base import BlobSource, Progress, Store
+from .conventions import (
+    MODELPACK,
+    MediaTypes,
+    classify,
+    classify_certain,
+    get_media_types,
+    weight_format,
+)
 from .digestcache import DigestCache
 from .tarzstd import BuiltTar, members_for_folder, write_tar
 
@@ -87,7 +98,7 @@ class ModelPlan:
     name: str
     entries: list[PlanEntry]
     ignore_paths: list[str]
-    media_types: mt.MediaTypes
+    media_types: MediaTypes
     options: PackOptions
     cache: DigestCache | None = None
     temp_dir: Path | None = None
@@ -235,7 +246,7 @@ def plan_model(model_dir: Path, options: PackOptions | None = None, *,
     built here, into a temporary folder the plan removes on ``cleanup()``.
     """
     options = options or PackOptions()
-    types = mt.get_media_types(options.media_types)
+    types = get_media_types(options.media_types)
     model_dir = Path(model_dir)
     if cache is None and options.use_cache:
         cache = DigestCache()
@@ -288,7 +299,7 @@ def plan_model(model_dir: Path, options: PackOptions | None = None, *,
             if owner is not None:
                 by_folder[owner].append(f)
                 continue
-            role, certain = mt.classify_certain(f.rel)
+            role, certain = classify_certain(f.rel)
             digest = cache.get(f.path, f.st) if cache is not None else None
             plan.entries.append(PlanEntry(
                 relpath=f.rel, role=role, media_type=types.layer_type(role, mt.FORMAT_RAW),
@@ -306,13 +317,13 @@ def plan_model(model_dir: Path, options: PackOptions | None = None, *,
     return plan
 
 
-def _folder_entry(plan: ModelPlan, folder: str, files: list[_File], types: mt.MediaTypes,
+def _folder_entry(plan: ModelPlan, folder: str, files: list[_File], types: MediaTypes,
                   options: PackOptions) -> PlanEntry:
     if not files:
         raise InputError(f"--pack-dir {folder} has no files to pack")
     if plan.temp_dir is None:
         plan.temp_dir = Path(tempfile.mkdtemp(prefix="omsign-pack-", dir=options.work_dir))
-    counts = Counter(mt.classify(f.rel) for f in files)
+    counts = Counter(classify(f.rel) for f in files)
     top = max(counts.values())
     role = next(r for r in mt.ROLES if counts.get(r) == top)
     fmt: LayerFormat = "tar+zstd" if options.compress == "zstd" else "tar"
@@ -329,9 +340,9 @@ def _folder_entry(plan: ModelPlan, folder: str, files: list[_File], types: mt.Me
 
 # -- descriptors, config, manifest -------------------------------------------------------------
 def layer_descriptor(entry: PlanEntry, digest: str | None = None, size: int | None = None,
-                     media_types: mt.MediaTypes | None = None) -> Descriptor:
+                     media_types: MediaTypes | None = None) -> Descriptor:
     """The manifest descriptor of a pushed layer, with its path and metadata annotations."""
-    types = media_types or mt.MODELPACK
+    types = media_types or MODELPACK
     digest = digest or entry.source.digest
     if digest is None:
         raise UsageError(f"layer {entry.relpath} has no digest yet: push it first")
@@ -359,7 +370,7 @@ def guess_format(plan: ModelPlan) -> str | None:
     sizes: Counter[str] = Counter()
     for e in plan.entries:
         if e.role == mt.ROLE_WEIGHT and not e.is_folder:
-            fmt = mt.weight_format(e.relpath)
+            fmt = weight_format(e.relpath)
             if fmt:
                 sizes[fmt] += e.size
     if not sizes:
@@ -388,7 +399,7 @@ def build_config(plan: ModelPlan, layers: list[Descriptor], name: str | None = N
         "config": config,
         "modelfs": {"type": "layers", "diffIds": diff_ids},
     }
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return compact_json(value)
 
 
 def build_config_blob(plan: ModelPlan, layers: list[Descriptor]) -> tuple[bytes, str]:
@@ -396,20 +407,6 @@ def build_config_blob(plan: ModelPlan, layers: list[Descriptor]) -> tuple[bytes,
     if plan.media_types.config_media_type == mt.MODEL_CONFIG:
         return build_config(plan, layers, plan.name), mt.MODEL_CONFIG
     return b"{}", plan.media_types.config_media_type
-
-
-def build_manifest(config_desc: Descriptor, layer_descs: list[Descriptor],
-                   annotations: dict[str, str] | None = None, *,
-                   artifact_type: str | None = mt.MODEL_ARTIFACT_TYPE) -> bytes:
-    """Compact manifest JSON, fields in OCI order; annotations sorted for reproducibility."""
-    value: dict[str, Any] = {"schemaVersion": 2, "mediaType": OCI_MANIFEST}
-    if artifact_type:
-        value["artifactType"] = artifact_type
-    value["config"] = config_desc.to_json()
-    value["layers"] = [d.to_json() for d in layer_descs]
-    if annotations:
-        value["annotations"] = dict(sorted(annotations.items()))
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def push_plan(store: Store, plan: ModelPlan, *, tag: str | None = None,

@@ -27,8 +27,9 @@ from typing import Any, Literal
 
 from ..errors import InputError, IntegrityError, LimitError
 from ..limits import Limits, load_json
-from ..store.base import DOCKER_MANIFEST, OCI_MANIFEST, Descriptor
-from . import mediatypes as mt
+from ..oci import mediatypes as mt
+from ..oci.descriptor import Descriptor
+from ..oci.mediatypes import DOCKER_MANIFEST, OCI_MANIFEST
 
 LayerKind = Literal["raw", "tar", "tar+zstd", "tar+gzip"]
 ManifestFormat = Literal["modelpack", "oras", "kitops", "dmr"]

@@ -7,81 +7,30 @@ Two formats:
   the referrers API get the ``sha256-<hex>`` fallback index (``store.referrers``);
 * legacy: cosign's ``sha256-<hex>.sig`` tag holding one simple-signing layer per signature.
 
-Manifest bytes follow go-containerregistry's field order so digests match what cosign writes
-for the same content.
+The manifest bytes come from ``oci.manifest`` (go-containerregistry's field order, so digests
+match what cosign writes for the same content); this module stores them.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
 import random
 import time
-from dataclasses import dataclass
-from typing import Any
 
 from ..digest import sha256_digest
 from ..errors import IntegrityError, NotFoundError, RegistryError
 from ..limits import load_json
-from ..reference import legacy_signature_tag
-from ..store.base import (
+from ..oci.descriptor import Descriptor
+from ..oci.manifest import LegacyLayer, bundle_referrer_manifest, legacy_manifest
+from ..oci.mediatypes import (
+    ANNOTATION_SIGNATURE,
     EMPTY_DIGEST,
     EMPTY_JSON,
-    OCI_EMPTY,
     OCI_MANIFEST,
-    BlobSource,
-    Descriptor,
-    Store,
+    SIMPLE_SIGNING_MEDIA_TYPE,
 )
+from ..reference import legacy_signature_tag
+from ..store.base import BlobSource, Store
 from ..store.referrers import attach_referrers
-
-BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
-BUNDLE_MEDIA_PREFIX = "application/vnd.dev.sigstore.bundle"
-ANNOTATION_CONTENT = "dev.sigstore.bundle.content"
-ANNOTATION_PREDICATE = "dev.sigstore.bundle.predicateType"
-ANNOTATION_CREATED = "org.opencontainers.image.created"
-SIMPLE_SIGNING_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-SIG_ANNOTATION = "dev.cosignproject.cosign/signature"
-CERT_ANNOTATION = "dev.sigstore.cosign/certificate"
-CHAIN_ANNOTATION = "dev.sigstore.cosign/chain"
-BUNDLE_ANNOTATION = "dev.sigstore.cosign/bundle"
-
-COSIGN_SIGN_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
-MODEL_SIGNING_PREDICATE = "https://model_signing/signature/v1.0"
-
-
-def _compact(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _now_rfc3339() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def bundle_referrer_manifest(
-    bundle: bytes, subject: Descriptor, predicate_type: str, created: str | None = None
-) -> bytes:
-    """The referrer manifest cosign v3 writes for a bundle (notes §2.5), byte for byte."""
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {
-            "mediaType": OCI_EMPTY,
-            "size": len(EMPTY_JSON),
-            "digest": EMPTY_DIGEST,
-            "artifactType": BUNDLE_MEDIA_TYPE,
-        },
-        "layers": [{"mediaType": BUNDLE_MEDIA_TYPE, "size": len(bundle), "digest": sha256_digest(bundle)}],
-        "annotations": {
-            ANNOTATION_CONTENT: "dsse-envelope",
-            ANNOTATION_PREDICATE: predicate_type,
-            ANNOTATION_CREATED: created or _now_rfc3339(),
-        },
-        "subject": {"mediaType": subject.media_type, "size": subject.size, "digest": subject.digest},
-        "artifactType": BUNDLE_MEDIA_TYPE,
-    }
-    return _compact(manifest)
 
 
 def attach_bundle(store: Store, subject: Descriptor, bundle: bytes, predicate_type: str) -> str:
@@ -97,50 +46,6 @@ def attach_bundles(store: Store, subject: Descriptor, bundles: list[tuple[bytes,
         store.push_blob(BlobSource(size=len(bundle), data=bundle, digest=sha256_digest(bundle)))
         manifests.append((bundle_referrer_manifest(bundle, subject, predicate_type), OCI_MANIFEST))
     return attach_referrers(store, manifests)
-
-
-@dataclass(frozen=True)
-class LegacyLayer:
-    """One signature in a ``.sig`` manifest: its payload descriptor and annotations."""
-
-    digest: str
-    size: int
-    media_type: str
-    annotations: dict[str, str]
-
-
-def legacy_config(layers: list[LegacyLayer]) -> bytes:
-    """ggcr ``empty.Image`` + ``mutate.Append`` config: one history entry and diff_id per layer."""
-    zero = "0001-01-01T00:00:00Z"
-    config = {
-        "architecture": "",
-        "created": zero,
-        "history": [{"created": zero} for _ in layers],
-        "os": "",
-        "rootfs": {"type": "layers", "diff_ids": [layer.digest for layer in layers]},
-        "config": {},
-    }
-    return _compact(config)
-
-
-def legacy_manifest(layers: list[LegacyLayer]) -> tuple[bytes, bytes]:
-    """(manifest bytes, config bytes) of a cosign ``.sig`` artifact in ggcr field order."""
-    config = legacy_config(layers)
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "size": len(config), "digest": sha256_digest(config)},
-        "layers": [
-            {
-                "mediaType": layer.media_type,
-                "size": layer.size,
-                "digest": layer.digest,
-                "annotations": dict(sorted(layer.annotations.items())),
-            }
-            for layer in layers
-        ],
-    }
-    return _compact(manifest), config
 
 
 def read_legacy_layers(store: Store, subject_digest: str) -> list[LegacyLayer]:
@@ -175,10 +80,10 @@ def attach_legacy(
     for attempt in range(attempts):
         current = read_legacy_layers(store, subject_digest)
         for layer in current:
-            seen.setdefault((layer.digest, layer.annotations.get(SIG_ANNOTATION, "")), layer)
-        seen.setdefault((new.digest, new.annotations.get(SIG_ANNOTATION, "")), new)
+            seen.setdefault((layer.digest, layer.annotations.get(ANNOTATION_SIGNATURE, "")), layer)
+        seen.setdefault((new.digest, new.annotations.get(ANNOTATION_SIGNATURE, "")), new)
         wanted = list(seen.values())
-        if set(seen) == {(x.digest, x.annotations.get(SIG_ANNOTATION, "")) for x in current}:
+        if set(seen) == {(x.digest, x.annotations.get(ANNOTATION_SIGNATURE, "")) for x in current}:
             manifest_bytes, _ = legacy_manifest(current)
             return sha256_digest(manifest_bytes)
         if len(wanted) > 1000:

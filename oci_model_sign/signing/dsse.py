@@ -13,8 +13,8 @@ import json
 from dataclasses import dataclass, field
 
 from ..errors import IntegrityError
+from ..oci.mediatypes import IN_TOTO_PAYLOAD_TYPE
 from .keys import PrivateKey, PublicKey, sign_bytes, verify_bytes_signature
-from .statements import IN_TOTO_PAYLOAD_TYPE
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:

@@ -21,9 +21,8 @@ import re
 from collections.abc import Iterable, Sequence
 
 from ..errors import InputError
-from .statements import IN_TOTO_STATEMENT_V1
+from ..oci.mediatypes import IN_TOTO_STATEMENT_V1, MODEL_SIGNING_PREDICATE
 
-MODEL_SIGNING_PREDICATE = "https://model_signing/signature/v1.0"
 # model_signing.hashing.Config.hash adds these unless --no-ignore-git-paths.
 GIT_IGNORE_PATHS = (".git", ".gitattributes", ".github", ".gitignore")
 # model_signing's CLI always ignores the signature file it writes (default name).

@@ -9,8 +9,8 @@ Key and certificate signatures are **not** uploaded to a transparency log (like
 ``cosign sign --key --tlog-upload=false`` and ``model_signing sign key``): verifiers must be
 told so (``cosign verify --insecure-ignore-tlog``). Keyless signatures always are (Rekor).
 
-Two bundle flavours exist for key signing because the verifiers disagree on the key hint
-(notes "Key hint trap"): cosign writes ``base64(sha256(DER SPKI))`` and never checks it;
+Two bundle flavours exist for key signing because the verifiers disagree on the key hint:
+cosign writes ``base64(sha256(DER SPKI))`` and never checks it;
 model-signing 1.1.1 rejects any non-empty hint other than ``sha256(PEM SPKI).hexdigest()``.
 """
 
@@ -34,6 +34,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ..errors import InputError, RegistryError
+from ..oci.mediatypes import (
+    ANNOTATION_BUNDLE,
+    ANNOTATION_CERTIFICATE,
+    ANNOTATION_CHAIN,
+    ANNOTATION_SIGNATURE,
+    BUNDLE_MEDIA_TYPE,
+    IN_TOTO_PAYLOAD_TYPE,
+    IN_TOTO_STATEMENT_V1,
+)
 from .dsse import sign_envelope
 from .keys import (
     PUBLIC_KEY_TYPES,
@@ -46,7 +55,6 @@ from .keys import (
     public_key_der,
     sign_bytes,
 )
-from .statements import IN_TOTO_PAYLOAD_TYPE
 
 if TYPE_CHECKING:
     from sigstore.dsse import Statement as SigstoreStatement
@@ -54,17 +62,10 @@ if TYPE_CHECKING:
     from sigstore.models import ClientTrustConfig
     from sigstore.sign import Signer as SigstoreSigner
 
-BUNDLE_V03_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
-
-ANN_SIGNATURE = "dev.cosignproject.cosign/signature"
-ANN_CERTIFICATE = "dev.sigstore.cosign/certificate"
-ANN_CHAIN = "dev.sigstore.cosign/chain"
-ANN_BUNDLE = "dev.sigstore.cosign/bundle"
-
 
 @dataclass(frozen=True)
 class LegacySignature:
-    """One cosign ``.sig`` layer's signature material (notes §1.4)."""
+    """One cosign ``.sig`` layer's signature material (its annotations)."""
 
     signature_b64: str
     certificate_pem: str | None = None
@@ -77,12 +78,12 @@ class LegacySignature:
         The chain annotation is present (possibly ``""``) whenever a certificate is, as in
         cosign's ``static.WithCertChain``.
         """
-        ann = {ANN_SIGNATURE: self.signature_b64}
+        ann = {ANNOTATION_SIGNATURE: self.signature_b64}
         if self.certificate_pem is not None:
-            ann[ANN_CERTIFICATE] = self.certificate_pem
-            ann[ANN_CHAIN] = self.chain_pem or ""
+            ann[ANNOTATION_CERTIFICATE] = self.certificate_pem
+            ann[ANNOTATION_CHAIN] = self.chain_pem or ""
         if self.rekor_bundle_json is not None:
-            ann[ANN_BUNDLE] = self.rekor_bundle_json
+            ann[ANNOTATION_BUNDLE] = self.rekor_bundle_json
         return ann
 
 
@@ -141,7 +142,7 @@ def _bundle_json(verification_material: dict[str, object], envelope: dict[str, o
     """protojson field names and order; compact. ``tlogEntries: []`` is always written: cosign's
     protojson reader accepts it and sigstore-python's models (and model-signing) require it."""
     doc = {
-        "mediaType": BUNDLE_V03_MEDIA_TYPE,
+        "mediaType": BUNDLE_MEDIA_TYPE,
         "verificationMaterial": {**verification_material, "tlogEntries": []},
         "dsseEnvelope": envelope,
     }
@@ -213,7 +214,7 @@ class KeySigner(_ContextSigner):
         if for_model_signing:
             _require_ec_for_model_signing(self.key)
         # model-signing writes keyid "" (in_toto Signature proto); cosign leaves it out. Both
-        # verifiers accept an empty keyid; a non-empty one breaks cosign (notes §2.4).
+        # verifiers accept an empty keyid; a non-empty one breaks cosign.
         env = sign_envelope(
             self.key, statement, IN_TOTO_PAYLOAD_TYPE, keyid="" if for_model_signing else None
         )
@@ -378,7 +379,7 @@ def sigstore_statement(statement: bytes) -> SigstoreStatement:
         doc = json.loads(statement)
     except ValueError as exc:
         raise InputError(f"the statement to sign is not JSON: {exc}") from exc
-    if not isinstance(doc, dict) or doc.get("_type") != "https://in-toto.io/Statement/v1":
+    if not isinstance(doc, dict) or doc.get("_type") != IN_TOTO_STATEMENT_V1:
         raise InputError("the statement to sign is not an in-toto v1 statement")
     try:
         return dsse.Statement(statement)

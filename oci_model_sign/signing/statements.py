@@ -13,12 +13,7 @@ import re
 from collections.abc import Mapping
 
 from ..errors import InputError
-
-IN_TOTO_STATEMENT_V1 = "https://in-toto.io/Statement/v1"
-IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
-COSIGN_SIGN_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
-SIMPLE_SIGNING_TYPE = "cosign container image signature"
-SIMPLE_SIGNING_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
+from ..oci.mediatypes import COSIGN_SIGN_PREDICATE, IN_TOTO_STATEMENT_V1, SIMPLE_SIGNING_TYPE
 
 _SHA256_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .base import BlobSource, Descriptor, ManifestData, Store, StoreOptions
+from .base import BlobSource, Store, StoreOptions
 
-__all__ = ["BlobSource", "Descriptor", "ManifestData", "Store", "StoreOptions", "open_store"]
+__all__ = ["BlobSource", "Store", "StoreOptions", "open_store"]
 
 
 def open_store(ref: object, options: StoreOptions | None = None, *, create: bool = False) -> Store:

@@ -12,68 +12,14 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol, runtime_checkable
+from typing import BinaryIO, Protocol, runtime_checkable
 
-from ..errors import IntegrityError
 from ..limits import Limits
+from ..oci.descriptor import Descriptor, ManifestData
 from ..reference import Reference
-
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-OCI_EMPTY = "application/vnd.oci.empty.v1+json"
-EMPTY_JSON = b"{}"
-EMPTY_DIGEST = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
-MANIFEST_TYPES = (OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST)
 
 # Called with the number of new bytes moved; lets the CLI drive progress bars.
 Progress = Callable[[int], None]
-
-
-@dataclass(frozen=True)
-class Descriptor:
-    """An OCI content descriptor. Field order on output follows the OCI/ggcr order."""
-
-    media_type: str
-    digest: str
-    size: int
-    annotations: dict[str, str] | None = None
-    artifact_type: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"mediaType": self.media_type, "size": self.size, "digest": self.digest}
-        if self.annotations:
-            out["annotations"] = dict(self.annotations)
-        if self.artifact_type:
-            out["artifactType"] = self.artifact_type
-        return out
-
-    @classmethod
-    def from_json(cls, value: Any, what: str = "descriptor") -> Descriptor:
-        """Parse a descriptor from untrusted JSON, refusing wrong types with a clear error."""
-        from ..reference import is_digest
-
-        if not isinstance(value, dict):
-            raise IntegrityError(f"{what} is not a JSON object")
-        media_type = value.get("mediaType")
-        digest = value.get("digest")
-        size = value.get("size")
-        if not isinstance(media_type, str) or not media_type:
-            raise IntegrityError(f"{what} has no mediaType")
-        if not isinstance(digest, str) or not is_digest(digest):
-            raise IntegrityError(f"{what} has an invalid digest {digest!r}")
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise IntegrityError(f"{what} has an invalid size {size!r}")
-        annotations = value.get("annotations")
-        if annotations is not None and (not isinstance(annotations, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()
-        )):
-            raise IntegrityError(f"{what} has annotations that are not string pairs")
-        artifact_type = value.get("artifactType")
-        if artifact_type is not None and not isinstance(artifact_type, str):
-            raise IntegrityError(f"{what} has a non-string artifactType")
-        return cls(media_type, digest, size, annotations or None, artifact_type)
 
 
 @dataclass(frozen=True)
@@ -97,19 +43,6 @@ class BlobSource:
             return io.BytesIO(self.data)
         assert self.path is not None
         return open(self.path, "rb")
-
-
-@dataclass(frozen=True)
-class ManifestData:
-    """Manifest bytes exactly as stored, with the digest that was checked against them."""
-
-    data: bytes
-    media_type: str
-    digest: str
-
-    @property
-    def descriptor(self) -> Descriptor:
-        return Descriptor(self.media_type, self.digest, len(self.data))
 
 
 def _env_int(name: str, default: int) -> int:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import json
 import os
 import re
 import tempfile
@@ -23,31 +22,25 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..digest import CHUNK, VerifyingWriter, new_hasher, verify_bytes
+from ..digest import CHUNK, VerifyingWriter, is_digest, new_hasher, verify_bytes
 from ..errors import InputError, IntegrityError, LimitError, NotFoundError, UsageError
 from ..limits import Limits, load_json
-from ..reference import Reference, is_digest
-from .base import (
+from ..oci.descriptor import Descriptor, ManifestData
+from ..oci.manifest import build_index, compact_json
+from ..oci.mediatypes import (
+    ANNOTATION_REF_NAME,
     MANIFEST_TYPES,
     OCI_INDEX,
     OCI_MANIFEST,
-    BlobSource,
-    Descriptor,
-    ManifestData,
-    Progress,
-    StoreOptions,
+    OCTET_STREAM,
 )
+from ..reference import Reference
+from .base import BlobSource, Progress, StoreOptions
 
-REF_NAME = "org.opencontainers.image.ref.name"
 LAYOUT_FILE = "oci-layout"
 LAYOUT_VERSION = "1.0.0"
 INDEX_FILE = "index.json"
-OCTET_STREAM = "application/octet-stream"
 _TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-
-
-def _dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -111,10 +104,9 @@ class LayoutStore:
                         hint="choose an empty or new folder for the layout",
                     )
                 (self.root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
-                _atomic_write(self.root / INDEX_FILE,
-                              _dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}))
+                _atomic_write(self.root / INDEX_FILE, build_index([]))
                 # Written last: its presence means the layout is complete.
-                _atomic_write(self.root / LAYOUT_FILE, _dumps({"imageLayoutVersion": LAYOUT_VERSION}))
+                _atomic_write(self.root / LAYOUT_FILE, compact_json({"imageLayoutVersion": LAYOUT_VERSION}))
         except OSError as exc:
             raise InputError(f"cannot create an OCI layout at {self.root}: {exc.strerror or exc}") from exc
 
@@ -174,7 +166,7 @@ class LayoutStore:
                    "manifests": index["manifests"]}
         for k, v in index.items():
             ordered.setdefault(k, v)
-        _atomic_write(self.root / INDEX_FILE, _dumps(ordered))
+        _atomic_write(self.root / INDEX_FILE, compact_json(ordered))
 
     # -- blobs -----------------------------------------------------------------------------
     def _blob_path(self, digest: str) -> Path:
@@ -284,7 +276,7 @@ class LayoutStore:
             limit = max(self.limits.manifest_bytes, self.limits.index_bytes)
             data = verify_bytes(self._read_small(path, limit, "manifest"), identifier, what="manifest")
             return Descriptor(self._sniff_type(data), identifier, len(data))
-        found = [desc for desc, _ in entries if (desc.annotations or {}).get(REF_NAME) == identifier]
+        found = [desc for desc, _ in entries if (desc.annotations or {}).get(ANNOTATION_REF_NAME) == identifier]
         if not found:
             raise NotFoundError(f"tag {identifier!r} is not in {self.root}",
                                 hint="check the tag; a layout's tags are in its index.json")
@@ -332,12 +324,12 @@ class LayoutStore:
             index = self._read_index()
             manifests: list[Any] = index["manifests"]
             if tag is not None:
-                entry["annotations"] = {REF_NAME: tag}
+                entry["annotations"] = {ANNOTATION_REF_NAME: tag}
                 manifests[:] = [
                     m for m in manifests
                     if not (isinstance(m, dict) and (
-                        (m.get("annotations") or {}).get(REF_NAME) == tag
-                        or (m.get("digest") == digest and REF_NAME not in (m.get("annotations") or {}))
+                        (m.get("annotations") or {}).get(ANNOTATION_REF_NAME) == tag
+                        or (m.get("digest") == digest and ANNOTATION_REF_NAME not in (m.get("annotations") or {}))
                     ))
                 ]
                 manifests.append(entry)
@@ -363,7 +355,7 @@ class LayoutStore:
 
     def list_tags(self) -> list[str]:
         tags = {
-            (desc.annotations or {}).get(REF_NAME)
+            (desc.annotations or {}).get(ANNOTATION_REF_NAME)
             for desc, _ in self._entries()
         }
         return sorted(t for t in tags if t)

@@ -13,15 +13,17 @@ referrers) and strict where a hostile registry could hurt (counts and sizes are 
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from typing import Any
 
 from ..errors import InputError, IntegrityError, LimitError, NotFoundError, RegistryError
 from ..limits import load_json
+from ..oci.descriptor import Descriptor
+from ..oci.manifest import build_index
+from ..oci.mediatypes import OCI_EMPTY, OCI_INDEX
 from ..reference import fallback_tag
-from .base import OCI_EMPTY, OCI_INDEX, Descriptor, Store
+from .base import Store
 
 UPDATE_ATTEMPTS = 12
 SETTLE_MIN = 0.03  # seconds: the shortest wait before checking a write survived (3x the round trip otherwise)
@@ -110,11 +112,6 @@ def list_referrers(store: Store, subject_digest: str, artifact_type: str | None 
     return out
 
 
-def _index_bytes(entries: list[dict[str, Any]]) -> bytes:
-    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}
-    return json.dumps(index, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
 def _strict_read(store: Store, tag: str) -> list[dict[str, Any]]:
     try:
         return _read_fallback(store, tag) or []
@@ -158,7 +155,7 @@ def _update_fallback(
                     f"referrers index {tag} would hold {len(desired)} entries, over the limit of {store.limits.referrers}",
                     hint="raise OMSIGN_MAX_REFERRERS if this is expected",
                 )
-            store.put_manifest(_index_bytes(desired), OCI_INDEX, tag=tag)
+            store.put_manifest(build_index(desired), OCI_INDEX, tag=tag)
             changed = True
         # Give any writer that read the index before our PUT the time to finish its own PUT
         # (about as long as ours took), then check that nothing we know of was lost.

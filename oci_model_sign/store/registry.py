@@ -32,10 +32,12 @@ from urllib.parse import quote
 
 import httpx
 
-from ..digest import CHUNK, VerifyingWriter, new_hasher, verify_bytes
+from ..digest import CHUNK, VerifyingWriter, is_digest, new_hasher, verify_bytes
 from ..errors import AuthError, InputError, IntegrityError, LimitError, NotFoundError, RegistryError
 from ..limits import load_json
-from ..reference import Reference, is_digest
+from ..oci.descriptor import Descriptor, ManifestData
+from ..oci.mediatypes import MANIFEST_TYPES, OCI_INDEX, OCTET_STREAM
+from ..reference import Reference
 from .auth import (
     Challenge,
     Credentials,
@@ -47,17 +49,8 @@ from .auth import (
     parse_token_response,
     repository_scope,
 )
-from .base import (
-    MANIFEST_TYPES,
-    OCI_INDEX,
-    BlobSource,
-    Descriptor,
-    ManifestData,
-    Progress,
-    StoreOptions,
-)
+from .base import BlobSource, Progress, StoreOptions
 
-OCTET_STREAM = "application/octet-stream"
 ACCEPT_MANIFESTS = ", ".join(MANIFEST_TYPES)
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 ERROR_BODY_MAX = 64 * 1024  # enough for any registry error document; more is not read

@@ -24,6 +24,14 @@ from cryptography import x509
 
 from ..errors import OmsignError
 from ..limits import default_limits, load_json
+from ..oci.mediatypes import (
+    BUNDLE_MEDIA_PREFIX,
+    BUNDLE_MEDIA_TYPES,
+    IN_TOTO_PAYLOAD_TYPE,
+    IN_TOTO_STATEMENT_TYPES,
+    MODEL_SIGNING_PREDICATE,
+    MODEL_SIGNING_PREDICATE_COMPAT,
+)
 from .policy import (
     TLOG_HINT,
     CandidateRejected,
@@ -42,14 +50,6 @@ from .policy import (
 )
 from .result import CandidateKind, CandidateResult
 
-BUNDLE_V03_MEDIA_TYPES = (
-    "application/vnd.dev.sigstore.bundle.v0.3+json",
-    "application/vnd.dev.sigstore.bundle+json;version=0.3",
-)
-INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
-INTOTO_STATEMENT_TYPES = ("https://in-toto.io/Statement/v0.1", "https://in-toto.io/Statement/v1")
-MODEL_SIGNING_PREDICATE = "https://model_signing/signature/v1.0"
-MODEL_SIGNING_PREDICATE_COMPAT = "https://model_signing/Digests/v0.1"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX = re.compile(r"[0-9a-f]+")
 
@@ -97,8 +97,8 @@ def _parse_bundle(bundle_bytes: bytes) -> Any:
     if not isinstance(doc, dict):
         raise CandidateRejected("bundle is not a JSON object")
     media_type = doc.get("mediaType")
-    if media_type not in BUNDLE_V03_MEDIA_TYPES:
-        if isinstance(media_type, str) and media_type.startswith("application/vnd.dev.sigstore.bundle"):
+    if media_type not in BUNDLE_MEDIA_TYPES:
+        if isinstance(media_type, str) and media_type.startswith(BUNDLE_MEDIA_PREFIX):
             raise CandidateRejected(f"bundle format {media_type} is too old: v0.3 is required (as cosign requires)")
         raise CandidateRejected(f"not a Sigstore bundle (mediaType {str(media_type)[:80]!r})")
     vm = doc.get("verificationMaterial")
@@ -119,8 +119,8 @@ def _envelope(inner: Any) -> tuple[str, bytes, bytes]:
     env = inner.dsse_envelope
     if env is None:
         raise CandidateRejected("bundle does not contain a DSSE envelope (message signatures are not image signatures)")
-    if env.payload_type != INTOTO_PAYLOAD_TYPE:
-        raise CandidateRejected(f"DSSE payloadType is {env.payload_type!r}, expected {INTOTO_PAYLOAD_TYPE}")
+    if env.payload_type != IN_TOTO_PAYLOAD_TYPE:
+        raise CandidateRejected(f"DSSE payloadType is {env.payload_type!r}, expected {IN_TOTO_PAYLOAD_TYPE}")
     if len(env.signatures) != 1:
         raise CandidateRejected(f"DSSE envelope has {len(env.signatures)} signatures, exactly one is required")
     sig = bytes(env.signatures[0].sig)
@@ -267,7 +267,7 @@ def verify_envelope(bundle_bytes: bytes, policy: Policy) -> VerifiedEnvelope:
         raise CandidateRejected(exc.message) from exc
     if not isinstance(statement, dict):
         raise CandidateRejected("signed payload is not an in-toto statement (not a JSON object)")
-    if statement.get("_type") not in INTOTO_STATEMENT_TYPES:
+    if statement.get("_type") not in IN_TOTO_STATEMENT_TYPES:
         raise CandidateRejected(f"signed payload has _type {str(statement.get('_type'))[:80]!r}, not an in-toto statement")
     subjects = statement.get("subject")
     if not isinstance(subjects, list) or not subjects or not all(isinstance(s, dict) for s in subjects):

@@ -13,14 +13,15 @@ from dataclasses import dataclass
 
 from ..errors import IntegrityError, LimitError, NotFoundError, OmsignError
 from ..limits import load_json
-from ..reference import legacy_signature_tag
-from ..signing.attach import (
+from ..oci.descriptor import Descriptor
+from ..oci.mediatypes import (
     ANNOTATION_PREDICATE,
     BUNDLE_MEDIA_PREFIX,
     MODEL_SIGNING_PREDICATE,
     SIMPLE_SIGNING_MEDIA_TYPE,
 )
-from ..store.base import Descriptor, Store
+from ..reference import legacy_signature_tag
+from ..store.base import Store
 from ..store.referrers import list_referrers
 from .bundle import verify_bundle, verify_model_signing_bundle
 from .legacy import verify_simple_signing

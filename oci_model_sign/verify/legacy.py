@@ -2,7 +2,7 @@
 
 The layer blob is the signed payload; its descriptor annotations carry the signature, and
 optionally a certificate, chain and Rekor bundle (SET). This mirrors ``cosign verify`` on the
-legacy path (see notes §1.6): the signature covers the exact payload bytes, only
+legacy path: the signature covers the exact payload bytes, only
 ``critical.image.docker-manifest-digest`` is checked (``docker-reference`` is ignored, and
 ``critical.type`` only on request), and ``-a`` annotations are matched against ``optional``.
 
@@ -21,6 +21,14 @@ from cryptography import x509
 
 from ..errors import OmsignError
 from ..limits import default_limits, load_json
+from ..oci.mediatypes import (
+    ANNOTATION_BUNDLE,
+    ANNOTATION_CERTIFICATE,
+    ANNOTATION_CHAIN,
+    ANNOTATION_SIGNATURE,
+    SIMPLE_SIGNING_MEDIA_TYPE,
+    SIMPLE_SIGNING_TYPE,
+)
 from .policy import (
     TLOG_HINT,
     CandidateRejected,
@@ -40,13 +48,6 @@ from .policy import (
     verify_set,
 )
 from .result import CandidateResult
-
-SIMPLESIGNING_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
-COSIGN_SIGNATURE_TYPE = "cosign container image signature"
-ANNOTATION_SIGNATURE = "dev.cosignproject.cosign/signature"
-ANNOTATION_CERTIFICATE = "dev.sigstore.cosign/certificate"
-ANNOTATION_CHAIN = "dev.sigstore.cosign/chain"
-ANNOTATION_BUNDLE = "dev.sigstore.cosign/bundle"
 
 
 def _rekor_bundle(annotations: dict[str, str]) -> RekorEntry | None:
@@ -168,8 +169,8 @@ def _claims(payload: bytes, subject_digest: str, require_type: bool) -> dict[str
         raise CandidateRejected("payload has no critical.image.docker-manifest-digest")
     if digest != subject_digest:
         raise CandidateRejected(f"signed another artifact: {digest[:80]} (expected {subject_digest})")
-    if require_type and critical.get("type") != COSIGN_SIGNATURE_TYPE:
-        raise CandidateRejected(f"critical.type is {str(critical.get('type'))[:80]!r}, expected {COSIGN_SIGNATURE_TYPE!r}")
+    if require_type and critical.get("type") != SIMPLE_SIGNING_TYPE:
+        raise CandidateRejected(f"critical.type is {str(critical.get('type'))[:80]!r}, expected {SIMPLE_SIGNING_TYPE!r}")
     return doc
 
 
@@ -190,7 +191,7 @@ def verify_simple_signing(
     """
     signer: str | None = None
     try:
-        if media_type is not None and media_type != SIMPLESIGNING_MEDIA_TYPE:
+        if media_type is not None and media_type != SIMPLE_SIGNING_MEDIA_TYPE:
             raise CandidateRejected(f"layer media type {media_type[:80]!r} is not a cosign simple signing payload")
         limit = default_limits().signature_payload_bytes
         if len(payload) > limit:
