@@ -1,4 +1,4 @@
-"""Shared fixtures: real registries (plain and htpasswd), paths to testdata and ../shared."""
+"""Shared fixtures: real registries (plain and htpasswd), paths to testdata and the interop test vectors."""
 
 from __future__ import annotations
 
@@ -97,9 +97,9 @@ def base(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def interop() -> Path:
-    """``../shared/interop``; tests using it skip cleanly when it is absent."""
+    """The interop test vectors (real cosign signatures); tests using them skip when absent."""
     if not INTEROP.is_dir():
-        pytest.skip("../shared/interop is not present")
+        pytest.skip("the interop test vectors are not present")
     return INTEROP
 
 

@@ -1,4 +1,4 @@
-"""Real cosign signatures (../shared/interop, see its README) verified by omsign, offline.
+"""Real cosign signatures (the interop test vectors; tests skip when absent) verified by omsign, offline.
 
 One test per vector; every keyless and tlog check uses the public-good trusted root file in
 ``trust-roots/`` so nothing touches the network.
@@ -54,7 +54,7 @@ def verify_ci_dir(vector: Path, digest: str, policy: KeyPolicy | IdentityPolicy 
     return VerificationResult.from_candidates(digest, candidates)
 
 
-# §1 tobby-fetch legacy .sig ------------------------------------------------------------------
+# tobby-fetch legacy .sig ------------------------------------------------------------------
 
 
 def test_tobby_legacy_sig_layer_verifies_with_key_ignoring_tlog(interop: Path) -> None:
@@ -83,7 +83,7 @@ def test_tobby_legacy_sig_without_tlog_is_refused_unless_ignore_tlog(interop: Pa
     assert "--insecure-ignore-tlog" in result.reason
 
 
-# §2 tobby-fetch cosign v3 bundle with key + Rekor ---------------------------------------------
+# tobby-fetch cosign v3 bundle with key + Rekor ---------------------------------------------
 
 
 def test_tobby_bundle_verifies_with_key_and_rekor_set_and_inclusion_proof(interop: Path) -> None:
@@ -141,7 +141,7 @@ def test_tobby_bundle_rejected_when_trusted_root_lacks_its_rekor_log(interop: Pa
     assert "not in the trusted root" in result.reason
 
 
-# §3 kubewarden keyless bundle -----------------------------------------------------------------
+# kubewarden keyless bundle -----------------------------------------------------------------
 
 
 def kubewarden(interop: Path) -> bytes:
@@ -187,7 +187,7 @@ def test_kubewarden_keyless_bundle_rejected_with_key_policy(interop: Path) -> No
     assert result.reason == "expected key signature, not certificate"
 
 
-# §4 cosign keyless attestation ----------------------------------------------------------------
+# cosign keyless attestation ----------------------------------------------------------------
 
 
 def test_cosign_keyless_attestation_verifies_for_its_subject_image(interop: Path) -> None:
@@ -214,7 +214,7 @@ def test_cosign_keyless_attestation_rejects_another_email(interop: Path) -> None
     assert "identity" in result.reason
 
 
-# §5 containers/image positive vectors --------------------------------------------------------
+# containers/image positive vectors --------------------------------------------------------
 
 
 def keys(interop: Path) -> Path:
@@ -317,7 +317,7 @@ def test_rekor_set_vector_keyless_signature(interop: Path) -> None:
     assert result.ok, result.reason
 
 
-# §5 containers/image negative vectors --------------------------------------------------------
+# containers/image negative vectors --------------------------------------------------------
 
 
 def test_containers_image_mixed_passes_on_the_valid_signature_only(interop: Path) -> None:
@@ -381,7 +381,7 @@ def test_valid_signature_rejected_with_the_other_cosign_key(interop: Path) -> No
     assert not result.ok
 
 
-# §6 sigstore-rs 2021 vectors ------------------------------------------------------------------
+# sigstore-rs 2021 vectors ------------------------------------------------------------------
 
 
 def test_sigstore_rs_busybox_2021_key_signature(interop: Path) -> None:
