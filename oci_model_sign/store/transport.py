@@ -35,6 +35,7 @@ BACKOFF_BASE = 0.25
 BACKOFF_CAP = 10.0
 USER_AGENT = "omsign/0.1 (+https://github.com/omsign)"
 READ_SIZE = 1024 * 1024
+HTTPS_ONLY_ANSWER = b"Client sent an HTTP request to an HTTPS server"  # Go's net/http, as a 400 body
 TLS_HINT = "pass --ca-file FILE with the CA that signed the registry's certificate, or --insecure to skip verification"
 
 
@@ -94,8 +95,15 @@ def read_error_body(resp: httpx.Response) -> bytes:
 
 def http_error(resp: httpx.Response, what: str, *, host: str, repo_name: str, login: str) -> RegistryHTTPError:
     """A refusal folded into the error class its status calls for (``login``: the auth hint)."""
-    codes, detail = parse_error_body(read_error_body(resp))
+    body = read_error_body(resp)
+    codes, detail = parse_error_body(body)
     status = resp.status_code
+    if status == 400 and resp.request.url.scheme == "http" and HTTPS_ONLY_ANSWER in body:
+        return RegistryHTTPError(
+            f"{host} speaks HTTPS, and {what} was asked for over plain HTTP",
+            status=status,
+            hint="pass --no-plain-http (registries on localhost/127.0.0.1 get plain HTTP unless told)",
+        )
     suffix = f" ({detail})" if detail else ""
     if status == 404:
         return RegistryNotFoundError(f"{what} not found in {repo_name}{suffix}", status=status, codes=codes)
