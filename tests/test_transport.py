@@ -206,6 +206,13 @@ def test_insecure_skips_verification(tls_registry: registry_server.RegistryServe
         s.check_auth()
 
 
+def test_https_to_a_plain_http_registry_says_to_pass_plain_http(repo: str) -> None:
+    store = RegistryStore(parse_reference(repo), StoreOptions(plain_http=False))
+    with store, pytest.raises(RegistryError, match="TLS handshake") as info:
+        store.check_auth()
+    assert info.value.hint is not None and "--plain-http" in info.value.hint
+
+
 def test_unreadable_ca_file_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="--ca-file"):
         RegistryStore(parse_reference("registry.example.com/a/b"), StoreOptions(ca_file=str(tmp_path / "none.pem")))

@@ -26,7 +26,7 @@ from typing import Any
 import httpcore
 import httpx
 
-from ..errors import AuthError, NotFoundError, RegistryError
+from ..errors import AuthError, InputError, NotFoundError, RegistryError
 from ..limits import load_json
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -180,6 +180,12 @@ def transport_failure(exc: httpx.TransportError, host: str, method: str, url: st
         where = f"{where} (where {host} redirected)"
     if tls_verification_failure(exc) is not None:
         return RegistryError(f"cannot verify the TLS certificate of {where}: {describe_transport_error(exc)}", hint=TLS_HINT)
+    handshake = next((c for c in _causes(exc) if isinstance(c, ssl.SSLError)), None)
+    if handshake is not None:
+        return RegistryError(
+            f"TLS handshake with {where} failed: {handshake.reason or handshake}",
+            hint="if the registry speaks plain HTTP, pass --plain-http",
+        )
     if is_connect_failure(exc):
         return RegistryError(
             f"cannot reach {where}: {describe_transport_error(exc)}",
@@ -306,8 +312,6 @@ def tls_verify(*, insecure: bool, ca_file: str | None) -> ssl.SSLContext | bool:
     try:
         return ssl.create_default_context(cafile=chosen)
     except (OSError, ssl.SSLError) as exc:
-        from ..errors import InputError
-
         what = "--ca-file" if ca_file else "SSL_CERT_FILE"
         raise InputError(f"cannot load CA certificates from {chosen} ({what}): {exc}") from exc
 
