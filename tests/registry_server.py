@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -41,6 +42,7 @@ class RegistryServer:
     password: str | None = None
     workdir: Path = field(default_factory=Path)
     token_server: object | None = None  # tests.token_server.TokenServer in token mode
+    ca_file: Path | None = None  # set when the registry speaks HTTPS: the CA clients must trust
 
     @property
     def host(self) -> str:
@@ -48,7 +50,7 @@ class RegistryServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        return f"{'https' if self.ca_file else 'http'}://{self.host}"
 
     def blob_path(self, digest: str) -> Path:
         """Where distribution keeps a blob on disk: tests edit it to simulate tampering."""
@@ -74,7 +76,7 @@ class RegistryServer:
             self.process.terminate()
             self.process.wait(timeout=10)
         self.process = _spawn(self.workdir / "config.yml", self.workdir / "registry.log")
-        _wait_ready(self.url, self.process)
+        _wait_ready(self.url, self.process, self.ca_file)
 
 
 def _spawn(config: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -84,13 +86,16 @@ def _spawn(config: Path, log: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+def _wait_ready(
+    url: str, process: subprocess.Popen[bytes], ca_file: Path | None = None, timeout: float = 20.0
+) -> None:
     deadline = time.monotonic() + timeout
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"docker-registry exited with {process.returncode}")
         try:
-            r = httpx.get(url + "/v2/", timeout=1.0)
+            r = httpx.get(url + "/v2/", timeout=1.0, verify=verify)
             if r.status_code in (200, 401):
                 return
         except httpx.HTTPError:
@@ -100,10 +105,16 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 20.
 
 
 def start(
-    *, auth: bool = False, token: bool = False, username: str = "omsign", password: str = "s3cret-pass"
+    *,
+    auth: bool = False,
+    token: bool = False,
+    username: str = "omsign",
+    password: str = "s3cret-pass",
+    tls: tuple[Path, Path, Path] | None = None,
 ) -> RegistryServer:
     """Start a registry; with ``auth`` it demands Basic credentials (htpasswd, bcrypt), with
-    ``token`` Bearer tokens from a token service on 127.0.0.1 (``tests.token_server``)."""
+    ``token`` Bearer tokens from a token service on 127.0.0.1 (``tests.token_server``); with
+    ``tls`` = (CA, certificate, key) PEM files it speaks HTTPS only."""
     if not available():
         raise RuntimeError("docker-registry is not installed (apt-get install docker-registry)")
     workdir = Path(tempfile.mkdtemp(prefix="omsign-registry-"))
@@ -127,6 +138,8 @@ def start(
         "http:",
         f"  addr: 127.0.0.1:{port}",
     ]
+    if tls is not None:
+        lines += ["  tls:", f"    certificate: {tls[1]}", f"    key: {tls[2]}"]
     if auth:
         import bcrypt
 
@@ -158,9 +171,10 @@ def start(
         password=password if auth or token else None,
         workdir=workdir,
         token_server=tokens,
+        ca_file=tls[0] if tls is not None else None,
     )
     try:
-        _wait_ready(server.url, process)
+        _wait_ready(server.url, process, server.ca_file)
     except Exception:
         server.stop()
         raise

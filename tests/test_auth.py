@@ -1,7 +1,7 @@
 """Credentials and authentication against a registry demanding htpasswd Basic auth.
 
-The test registry (distribution with htpasswd) only speaks Basic; the Bearer token flow is
-covered by unit tests of the challenge parser and token cache, not by a fake token server.
+The Basic registry here is distribution with htpasswd; the Bearer flow against a real token
+service is in ``test_bearer_auth``, and the challenge parser and token cache have unit tests below.
 """
 
 from __future__ import annotations
@@ -19,18 +19,20 @@ import pytest
 from oci_model_sign.errors import AuthError
 from oci_model_sign.reference import parse_reference
 from oci_model_sign.store.auth import (
-    Credentials,
     TokenCache,
+    parse_challenge,
+    parse_token_response,
+    repository_scope,
+)
+from oci_model_sign.store.base import BlobSource, StoreOptions
+from oci_model_sign.store.credentials import (
+    Credentials,
     credentials_from_config,
     docker_config_path,
     normalize_server,
-    parse_challenge,
-    parse_token_response,
     remove_credentials,
-    repository_scope,
     save_credentials,
 )
-from oci_model_sign.store.base import BlobSource, StoreOptions
 from oci_model_sign.store.registry import RegistryStore
 from tests import registry_server
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from oci_model_sign.reference import parse_reference
+from oci_model_sign.store.base import BlobSource, StoreOptions
+from oci_model_sign.store.session import RegistrySession
 from tests.registry_server import RegistryServer
 from tests.test_e2e_push_pull import assert_one_line_error, files_of, omsign
 from tests.token_server import TokenServer
@@ -63,3 +66,20 @@ def test_anonymous_pull_from_a_token_registry_is_an_auth_error(
     dest = tmp_path / "out"
     assert_one_line_error(omsign("pull", f"{token_registry.host}/bearer/model:v1", str(dest)), 5)
     assert not dest.exists()
+
+
+def test_views_of_one_repository_on_a_session_share_its_tokens(token_registry: RegistryServer) -> None:
+    """A second store opened on the session (as copy and audit do) reuses the first one's tokens."""
+    tokens = token_registry.token_server
+    assert isinstance(tokens, TokenServer)
+    ref = parse_reference(f"{token_registry.host}/bearer/shared-session")
+    options = StoreOptions(username=token_registry.username, password=token_registry.password)
+    with RegistrySession.for_reference(ref, options) as session:
+        fetched = []
+        for data in (b"first view", b"second view"):
+            before = len(tokens.requests)
+            with session.repository(ref) as store:
+                store.push_blob(BlobSource(size=len(data), data=data))
+            fetched.append(len(tokens.requests) - before)
+        assert fetched[0] >= 1
+        assert fetched[1] == 0

@@ -1,266 +1,68 @@
-"""Registry credentials and the token dance, kept apart from the data path.
-
-Three sources of credentials, in the order docker itself uses them: explicit
-``--username``/``--password``, a credential helper (``credHelpers`` for the host, or the global
-``credsStore``), and the ``auths`` section of the docker config file. Credentials are looked up
-lazily, only when a registry answers 401, so anonymous registries never run a helper program.
+"""Registry authentication as an ``httpx.Auth`` flow: Basic and Bearer, one state per host.
 
 Two schemes: Basic (send the pair on every request once the registry asked for it) and Bearer
 (trade the pair, an identity token, or nothing for a short-lived token per scope at the
 ``realm`` named in the challenge; tokens are cached per scope and refreshed before expiry).
 
-oras-py's ``oras.auth.utils.load_configs`` always mixes in the default config, keeps only the
-last ``credsStore`` and logs warnings for missing files, and its challenge regex mangles
-quoted values containing commas; the little we need is written here instead.
+``HostAuth`` is what a registry host has taught us (its scheme and challenge, the credentials,
+the token cache); it is shared by every repository opened on that host (``session``).
+``RegistryAuth`` is the flow for one request: add the header for the request's scopes, and on
+a 401 learn from the challenge and send again, at most twice. A streamed body cannot be sent
+again, so for those the 401 is handed back and the caller resumes from the registry's upload
+status instead.
+
+Where credentials come from (options, helpers, the docker config) is ``credentials``; the
+names are re-exported here for callers that knew them from this module.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
-import os
-import shutil
-import subprocess
-import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import AuthError, InputError
+import httpx
 
-LOGIN_HINT = "run omsign login {host} or pass --username/--password-stdin"
-DOCKER_HUB_ALIASES = ("docker.io", "index.docker.io", "registry-1.docker.io")
-DOCKER_HUB_SERVER = "https://index.docker.io/v1/"  # the key docker login writes for Hub
-HELPER_TIMEOUT = 30.0
+from ..errors import AuthError, LimitError, RegistryError
+from .credentials import (
+    Credentials,
+    credentials_from_config,
+    docker_config_path,
+    load_docker_config,
+    login_hint,
+    normalize_server,
+    remove_credentials,
+    save_credentials,
+)
+
+__all__ = [
+    "Challenge",
+    "Credentials",
+    "HostAuth",
+    "RegistryAuth",
+    "TokenCache",
+    "basic_header",
+    "credentials_from_config",
+    "docker_config_path",
+    "load_docker_config",
+    "login_hint",
+    "normalize_server",
+    "parse_challenge",
+    "parse_token_response",
+    "remove_credentials",
+    "repository_scope",
+    "save_credentials",
+]
+
 TOKEN_SAFETY = 10.0  # refresh tokens this many seconds before they expire
 DEFAULT_TOKEN_LIFETIME = 60.0  # the token spec's default when expires_in is absent
-
-
-def login_hint(host: str) -> str:
-    return LOGIN_HINT.format(host=host)
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """A username/password pair, or an OAuth2 refresh ("identity") token."""
-
-    username: str | None = None
-    password: str | None = None
-    identity_token: str | None = None
-    source: str = "options"  # where they came from, for error messages
-
-    @property
-    def has_secret(self) -> bool:
-        return bool(self.identity_token) or (self.username is not None and self.password is not None)
-
-
-# -- docker config ----------------------------------------------------------------------------
-
-
-def docker_config_path(explicit: Path | None = None) -> Path:
-    """``explicit`` (a file, or a folder holding config.json), else $DOCKER_CONFIG, else ~/.docker."""
-    if explicit is not None:
-        explicit = Path(explicit).expanduser()
-        if explicit.is_dir() or explicit.suffix != ".json":
-            return explicit / "config.json"
-        return explicit
-    env = os.environ.get("DOCKER_CONFIG")
-    if env:
-        return Path(env).expanduser() / "config.json"
-    return Path.home() / ".docker" / "config.json"
-
-
-def load_docker_config(path: Path) -> dict[str, Any]:
-    """The config as a dict; a missing file is an empty config, a broken one an InputError."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return {}
-    except OSError as exc:
-        raise InputError(f"cannot read docker config {path}: {exc.strerror or exc}") from exc
-    if not raw.strip():
-        return {}
-    try:
-        value = json.loads(raw)
-    except ValueError as exc:
-        raise InputError(
-            f"docker config {path} is not valid JSON: {exc}", hint="fix or remove the file"
-        ) from exc
-    if not isinstance(value, dict):
-        raise InputError(f"docker config {path} is not a JSON object", hint="fix or remove the file")
-    return value
-
-
-def normalize_server(key: str) -> str:
-    """``https://host:5000/v1/`` -> ``host:5000``; Docker Hub's many names -> ``docker.io``."""
-    text = key.strip()
-    if "://" in text:
-        text = text.split("://", 1)[1]
-    text = text.split("/", 1)[0].lower()
-    return "docker.io" if text in DOCKER_HUB_ALIASES else text
-
-
-def helper_server_url(host: str) -> str:
-    """What docker passes to credential helpers for ``host``."""
-    return DOCKER_HUB_SERVER if normalize_server(host) == "docker.io" else host
-
-
-def _decode_auth_entry(entry: Any, host: str, path: Path) -> Credentials | None:
-    if not isinstance(entry, dict):
-        return None
-    identity = entry.get("identitytoken")
-    username = entry.get("username")
-    password = entry.get("password")
-    encoded = entry.get("auth")
-    source = f"docker config {path}"
-    if isinstance(encoded, str) and encoded:
-        try:
-            decoded = base64.b64decode(encoded, validate=False).decode("utf-8")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InputError(f"the auth entry for {host} in {path} is not valid base64") from exc
-        if ":" not in decoded:
-            raise InputError(f"the auth entry for {host} in {path} is not user:password")
-        username, password = decoded.split(":", 1)
-    if isinstance(identity, str) and identity:
-        return Credentials(
-            username if isinstance(username, str) else None, None, identity, source=source
-        )
-    if isinstance(username, str) and isinstance(password, str):
-        return Credentials(username, password, source=source)
-    return None
-
-
-def run_credential_helper(name: str, server: str) -> Credentials | None:
-    """``docker-credential-<name> get``: server URL on stdin, JSON on stdout; None if it has none."""
-    program = f"docker-credential-{name}"
-    exe = shutil.which(program)
-    if exe is None:
-        raise AuthError(
-            f"credential helper {program} is configured but not installed",
-            hint="install it, or remove credsStore/credHelpers from your docker config",
-        )
-    try:
-        proc = subprocess.run(
-            [exe, "get"],
-            input=server.encode(),
-            capture_output=True,
-            timeout=HELPER_TIMEOUT,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise AuthError(f"credential helper {program} failed: {exc}") from exc
-    out = proc.stdout.decode("utf-8", "replace").strip()
-    if proc.returncode != 0:
-        text = (out or proc.stderr.decode("utf-8", "replace")).strip()
-        if "credentials not found" in text.lower():
-            return None
-        first = text.splitlines()[0] if text else f"exit status {proc.returncode}"
-        raise AuthError(f"credential helper {program} failed for {server}: {first}")
-    try:
-        value = json.loads(out)
-    except ValueError as exc:
-        raise AuthError(f"credential helper {program} printed something that is not JSON") from exc
-    if not isinstance(value, dict):
-        raise AuthError(f"credential helper {program} printed something that is not a JSON object")
-    username = value.get("Username")
-    secret = value.get("Secret")
-    if not isinstance(secret, str) or not secret:
-        return None
-    source = f"credential helper {program}"
-    if username == "<token>":
-        return Credentials(None, None, secret, source=source)
-    return Credentials(username if isinstance(username, str) else "", secret, source=source)
-
-
-def credentials_from_config(host: str, config_path: Path | None = None) -> Credentials | None:
-    """Credentials for ``host`` from the docker config: credHelpers, then auths, then credsStore."""
-    path = docker_config_path(config_path)
-    config = load_docker_config(path)
-    wanted = normalize_server(host)
-    helpers = config.get("credHelpers")
-    if isinstance(helpers, dict):
-        for key, name in helpers.items():
-            if isinstance(name, str) and name and normalize_server(key) == wanted:
-                return run_credential_helper(name, helper_server_url(host))
-    auths = config.get("auths")
-    if isinstance(auths, dict):
-        # Prefer an exact key, then any key that names the same host.
-        keys = sorted(auths, key=lambda k: k != host)
-        for key in keys:
-            if normalize_server(key) == wanted:
-                found = _decode_auth_entry(auths[key], host, path)
-                if found is not None:
-                    return found
-    store = config.get("credsStore")
-    if isinstance(store, str) and store:
-        return run_credential_helper(store, helper_server_url(host))
-    return None
-
-
-def _write_config(path: Path, config: dict[str, Any]) -> None:
-    """Atomic write with 0600 permissions: the file holds secrets."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(prefix=".config.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(config, f, indent="\t")
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def save_credentials(
-    registry: str, username: str, password: str, config_path: Path | None = None
-) -> Path:
-    """Store a login in the docker config's ``auths`` (base64 ``user:password``), keeping the rest.
-
-    The key is the host as typed (Docker Hub's historic URL for Hub), which is what docker login
-    writes, so docker, cosign and oras read the same entry. Returns the file written.
-    """
-    if ":" in username:
-        raise InputError("a username cannot contain ':'")
-    path = docker_config_path(config_path)
-    config = load_docker_config(path)
-    auths = config.get("auths")
-    if not isinstance(auths, dict):
-        auths = {}
-    wanted = normalize_server(registry)
-    for key in [k for k in auths if normalize_server(k) == wanted]:
-        del auths[key]
-    key = DOCKER_HUB_SERVER if wanted == "docker.io" else registry
-    token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
-    auths[key] = {"auth": token}
-    config["auths"] = auths
-    _write_config(path, config)
-    return path
-
-
-def remove_credentials(registry: str, config_path: Path | None = None) -> bool:
-    """Forget the ``auths`` entry for ``registry``; False if there was none."""
-    path = docker_config_path(config_path)
-    config = load_docker_config(path)
-    auths = config.get("auths")
-    if not isinstance(auths, dict):
-        return False
-    wanted = normalize_server(registry)
-    keys = [k for k in auths if normalize_server(k) == wanted]
-    if not keys:
-        return False
-    for key in keys:
-        del auths[key]
-    _write_config(path, config)
-    return True
-
-
-# -- challenges and tokens --------------------------------------------------------------------
+TOKEN_BODY_MAX = 1024 * 1024
+AUTH_ROUNDS = 2  # 401s one request may learn from before the credentials count as refused
 
 
 @dataclass(frozen=True)
@@ -396,3 +198,188 @@ def parse_token_response(data: bytes) -> tuple[str, float | None]:
 def basic_header(credentials: Credentials) -> str:
     pair = f"{credentials.username or ''}:{credentials.password or ''}"
     return "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
+
+
+# -- the per-host state -----------------------------------------------------------------------
+
+
+class HostAuth:
+    """What one registry host has taught us about authenticating; thread-safe.
+
+    Credentials are looked up once, and only when the host first answers 401, so anonymous
+    registries never make omsign read the docker config or run a credential helper.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        registry: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        docker_config: Path | None = None,
+    ) -> None:
+        self.host = host  # host:port the API is spoken to, for messages
+        self.registry = registry  # the name credentials are stored under
+        self._username = username
+        self._password = password
+        self._docker_config = docker_config
+        self._lock = threading.Lock()
+        self._scheme: str | None = None  # "basic" or "bearer" once the registry challenged us
+        self._challenge: Challenge | None = None
+        self._credentials: Credentials | None = None
+        self._credentials_loaded = False
+        self.tokens = TokenCache()
+        self.client: httpx.Client | None = None  # for token requests; set by the session
+
+    def flow(self, scopes: list[str], *, replayable: bool = True) -> RegistryAuth:
+        return RegistryAuth(self, scopes, replayable=replayable)
+
+    @property
+    def credentials(self) -> Credentials | None:
+        """The credentials in use (None before the first challenge, or when there are none)."""
+        return self._credentials
+
+    def _get_credentials(self) -> Credentials | None:
+        """Explicit options first, else the docker config; looked up once, only when challenged."""
+        if not self._credentials_loaded:
+            if self._username is not None:
+                self._credentials = Credentials(self._username, self._password or "", source="--username")
+            else:
+                self._credentials = credentials_from_config(self.registry, self._docker_config)
+            self._credentials_loaded = True
+        return self._credentials
+
+    def no_credentials(self) -> AuthError:
+        return AuthError(
+            f"{self.host} requires authentication and no credentials were found",
+            hint=login_hint(self.registry),
+        )
+
+    def refused(self, creds: Credentials | None) -> AuthError:
+        if creds is None or not creds.has_secret:
+            return self.no_credentials()
+        who = f"user {creds.username!r}" if creds.username else "the identity token"
+        return AuthError(
+            f"{self.host} refused the credentials of {who} (from {creds.source})",
+            hint=login_hint(self.registry),
+        )
+
+    def header(self, scopes: list[str], extensions: dict[str, Any] | None = None) -> str | None:
+        """The ``Authorization`` value for a request needing ``scopes`` (None: send none)."""
+        scheme = self._scheme
+        if scheme is None:
+            return None
+        if scheme == "basic":
+            creds = self._credentials
+            return basic_header(creds) if creds is not None and creds.has_secret else None
+        challenge = self._challenge
+        assert challenge is not None and challenge.realm is not None
+        token = self.tokens.get(challenge.realm, challenge.service, scopes)
+        if token is None:
+            with self._lock:
+                token = self.tokens.get(challenge.realm, challenge.service, scopes)
+                if token is None:
+                    token = self._fetch_token(challenge, scopes, extensions or {})
+        return f"Bearer {token}"
+
+    def _fetch_token(self, challenge: Challenge, scopes: list[str], extensions: dict[str, Any]) -> str:
+        """Trade credentials (or nothing: anonymous pull) for a bearer token for ``scopes``."""
+        from .transport import describe_transport_error
+
+        assert challenge.realm is not None and self.client is not None
+        creds = self._get_credentials()
+        service = challenge.service
+        try:
+            if creds is not None and creds.identity_token:
+                form = {
+                    "grant_type": "refresh_token",
+                    "refresh_token": creds.identity_token,
+                    "client_id": "omsign",
+                    "scope": " ".join(scopes),
+                }
+                if service:
+                    form["service"] = service
+                resp = self.client.post(challenge.realm, data=form, extensions=extensions)
+            else:
+                params: list[tuple[str, str | int | float | bool | None]] = []
+                if service:
+                    params.append(("service", service))
+                params.extend(("scope", s) for s in scopes)
+                headers: dict[str, str] = {}
+                if creds is not None and creds.has_secret:
+                    headers["Authorization"] = basic_header(creds)
+                    if creds.username:
+                        params.append(("account", creds.username))
+                params.append(("client_id", "omsign"))
+                resp = self.client.get(challenge.realm, params=params, headers=headers, extensions=extensions)
+        except httpx.TransportError as exc:
+            raise RegistryError(
+                f"cannot reach the token service {challenge.realm}: {describe_transport_error(exc)}"
+            ) from exc
+        if resp.status_code in (401, 403):
+            raise self.refused(creds)
+        if resp.status_code != 200:
+            raise RegistryError(f"the token service {challenge.realm} answered {resp.status_code}")
+        if len(resp.content) > TOKEN_BODY_MAX:
+            raise LimitError("the token service sent an oversized answer")
+        token, lifetime = parse_token_response(resp.content)
+        self.tokens.put(challenge.realm, service, scopes, token, lifetime)
+        return token
+
+    def on_unauthorized(self, resp: httpx.Response, scopes: list[str], sent: str | None) -> list[str]:
+        """Learn from a 401: switch scheme, drop a stale token; raise if nothing can help.
+
+        Returns the scopes to ask for next (ours plus whatever the challenge names).
+        """
+        challenge = parse_challenge(resp.headers.get("www-authenticate", ""))
+        if challenge is None or challenge.scheme not in ("basic", "bearer"):
+            raise AuthError(
+                f"{self.host} demands authentication with an unsupported scheme",
+                hint=login_hint(self.registry),
+            )
+        with self._lock:
+            creds = self._get_credentials()
+            if challenge.scheme == "basic":
+                if creds is None or creds.username is None or creds.password is None:
+                    raise self.no_credentials()
+                if sent is not None and sent.startswith("Basic "):
+                    raise self.refused(creds)
+                self._scheme = "basic"
+                return scopes
+            if not challenge.realm:
+                raise AuthError(f"{self.host} sent a Bearer challenge without a realm")
+            merged = sorted(set(scopes) | set(challenge.scopes))
+            if sent is not None and sent.startswith("Bearer "):
+                old = self._challenge
+                if old is not None and old.realm:
+                    self.tokens.invalidate(old.realm, old.service, scopes)
+            self._scheme = "bearer"
+            self._challenge = challenge
+            return merged
+
+
+class RegistryAuth(httpx.Auth):
+    """The auth flow of one logical request (kept across its retries, so scopes learnt stay)."""
+
+    def __init__(self, host_auth: HostAuth, scopes: list[str], *, replayable: bool = True) -> None:
+        self.host_auth = host_auth
+        self.scopes = scopes
+        self.replayable = replayable
+        self.rounds = 0
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        while True:
+            sent = self.host_auth.header(self.scopes, request.extensions)
+            if sent is not None:
+                request.headers["Authorization"] = sent
+            response = yield request
+            if response.status_code != 401:
+                return
+            response.read()  # a small body; frees the connection before a token request
+            if self.rounds >= AUTH_ROUNDS:
+                raise self.host_auth.refused(self.host_auth.credentials)
+            self.rounds += 1
+            self.scopes = self.host_auth.on_unauthorized(response, self.scopes, sent)
+            if not self.replayable:
+                return  # the 401 goes back to the caller, who cannot resend the body

@@ -63,6 +63,7 @@ class StoreOptions:
 
     plain_http: bool | None = None  # None: automatic (loopback registries speak HTTP)
     insecure: bool = False  # HTTPS without certificate verification
+    ca_file: str | None = None  # PEM bundle to trust for HTTPS (else $SSL_CERT_FILE, else bundled roots)
     username: str | None = None
     password: str | None = None
     docker_config: Path | None = None
