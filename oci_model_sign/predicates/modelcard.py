@@ -123,7 +123,7 @@ def _put(out: dict[str, Any], key: str, value: object) -> None:
         out[key] = value
 
 
-def _results(eval_results: list[Any] | None) -> list[dict[str, Any]]:
+def model_index_results(eval_results: list[Any] | None) -> list[dict[str, Any]]:
     """model-index results from ``EvalResult``s, regrouped as the card wrote them (task, dataset, metrics)."""
     groups: list[dict[str, Any]] = []
     index: dict[tuple[Any, ...], dict[str, Any]] = {}
@@ -177,7 +177,7 @@ def modelcard_predicate_from_text(text: str, card_digest: str, card_name: str = 
         _put(predicate, "pipelineTag", data.pipeline_tag)
         _put(predicate, "tags", _as_list(data.tags))
         _put(predicate, "metricNames", _as_list(data.metrics))
-        _put(predicate, "results", _results(data.eval_results))
+        _put(predicate, "results", model_index_results(data.eval_results))
         extra = {k: v for k, v in data.to_dict().items() if k not in _NAMED_KEYS}
         _put(predicate, "metadata", jsonable(extra) if extra else None)
     except InputError as exc:
