@@ -1,0 +1,197 @@
+"""Predicate policies: a JSON Schema and CEL expressions that an attestation's content must meet.
+
+A verified signature proves who attested; these checks decide whether what they attested is
+acceptable ("accuracy at least 0.9", "licence is apache-2.0", "built by our pipeline").
+They run on a statement that has already been verified and parsed, and never on raw bytes.
+
+Two kinds of failure are kept apart, because they need different answers: a policy that
+cannot be used (unreadable schema, an expression that does not parse or names an unknown
+variable) is the operator's mistake and raises at construction, before any network traffic;
+an attestation that does not satisfy a usable policy yields a one-line *reason*, which the
+verifier records against that candidate.
+
+CEL variables: ``predicate``, ``subject``, ``predicateType`` and ``statement`` (the whole
+statement), evaluated by the ``common-expression-language`` package (Rust's ``cel``). The
+JSON Schema applies to the predicate only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError, LimitError, UsageError, VerificationError
+
+CEL_VARIABLES = ("predicate", "subject", "predicateType", "statement")
+MAX_SCHEMA_BYTES = 4 * 1024 * 1024
+
+# variables bound by CEL's comprehension macros: list.exists(m, …), map.all(k, …), …
+_MACRO_VAR_RE = re.compile(r"\.\s*(?:all|exists|exists_one|existsOne|map|filter)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,")
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _cel_message(exc: BaseException) -> str:
+    text = str(exc)
+    # the library's parse errors repeat the expression and draw a caret under it: keep the
+    # first line, which says where and what
+    first = text.split("\n", 1)[0]
+    return _one_line(first.split(": ERROR: ", 1)[-1] if ": ERROR: " in first else first)
+
+
+def statement_variables(statement: Mapping[str, Any]) -> dict[str, Any]:
+    """The CEL activation for a parsed statement."""
+    return {
+        "predicate": statement.get("predicate"),
+        "subject": statement.get("subject"),
+        "predicateType": statement.get("predicateType"),
+        "statement": dict(statement),
+    }
+
+
+@dataclass(frozen=True)
+class PredicateCheck:
+    """One ``--predicate-check EXPR``: a compiled CEL expression that must evaluate to true."""
+
+    expression: str
+    _program: Any = field(repr=False, compare=False)
+
+    @classmethod
+    def compile(cls, expression: str) -> PredicateCheck:
+        import cel
+
+        if not expression.strip():
+            raise UsageError("--predicate-check needs a CEL expression, got an empty one")
+        try:
+            program = cel.compile(expression)
+        except (ValueError, RuntimeError, TypeError) as exc:
+            raise UsageError(
+                f"--predicate-check {expression!r} is not a valid CEL expression: {_cel_message(exc)}"
+            ) from exc
+        bound = set(_MACRO_VAR_RE.findall(expression))
+        try:
+            used = set(program.references()["variables"])
+        except (AttributeError, KeyError, TypeError):  # older bindings: skip the early check
+            used = set()
+        unknown = sorted(used - bound - set(CEL_VARIABLES))
+        if unknown:
+            raise UsageError(
+                f"--predicate-check {expression!r} uses unknown variable {unknown[0]!r}",
+                hint=f"the variables are {', '.join(CEL_VARIABLES)}",
+            )
+        return cls(expression, program)
+
+    def reason(self, statement: Mapping[str, Any]) -> str | None:
+        """None if the expression is true for ``statement``; else why not, on one line."""
+        try:
+            result = self._program.execute(statement_variables(statement))
+        except KeyError as exc:
+            return f"predicate check {self.expression!r} failed: no such key {_one_line(str(exc))}"
+        except (RuntimeError, TypeError, ValueError, IndexError, OverflowError) as exc:
+            return f"predicate check {self.expression!r} failed: {_cel_message(exc)}"
+        if result is True:
+            return None
+        if result is False:
+            return f"predicate check {self.expression!r} is false"
+        return f"predicate check {self.expression!r} gave {_one_line(repr(result), 80)}, not true or false"
+
+
+@dataclass(frozen=True)
+class PredicateSchema:
+    """One ``--predicate-schema FILE``: a JSON Schema the predicate must validate against."""
+
+    name: str
+    schema: Mapping[str, Any]
+    _validator: Any = field(repr=False, compare=False)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> PredicateSchema:
+        p = Path(path)
+        try:
+            if not p.is_file():
+                raise InputError(f"predicate schema {str(p)!r} is not a file")
+            if p.stat().st_size > MAX_SCHEMA_BYTES:
+                raise LimitError(f"predicate schema {p.name} is over the limit of {MAX_SCHEMA_BYTES} bytes")
+            raw = p.read_bytes()
+        except OSError as exc:
+            raise InputError(f"cannot read predicate schema {str(p)!r}: {exc.strerror or exc}") from exc
+        try:
+            schema = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InputError(f"predicate schema {p.name} is not valid JSON: {exc}") from exc
+        return cls.from_schema(schema, p.name)
+
+    @classmethod
+    def from_schema(cls, schema: object, name: str = "schema") -> PredicateSchema:
+        from jsonschema import exceptions, validators
+
+        if not isinstance(schema, (dict, bool)):
+            raise InputError(f"predicate schema {name} must be a JSON object")
+        vcls = validators.validator_for(schema)
+        try:
+            vcls.check_schema(schema)
+        except exceptions.SchemaError as exc:
+            raise InputError(f"predicate schema {name} is not a valid JSON Schema: {_one_line(exc.message)}") from exc
+        validator = vcls(schema, format_checker=vcls.FORMAT_CHECKER)
+        return cls(name, schema if isinstance(schema, dict) else {}, validator)
+
+    def reason(self, statement: Mapping[str, Any]) -> str | None:
+        """None if the statement's predicate validates; else the most relevant error, one line."""
+        from jsonschema import exceptions
+
+        try:
+            error = exceptions.best_match(self._validator.iter_errors(statement.get("predicate")))
+        except Exception as exc:  # an unresolvable $ref and the like: the schema, not the data
+            return f"predicate schema {self.name} could not be applied: {_one_line(str(exc))}"
+        if error is None:
+            return None
+        where = "/".join(str(p) for p in error.absolute_path)
+        at = f" at /{where}" if where else ""
+        return f"predicate does not match schema {self.name}{at}: {_one_line(error.message)}"
+
+
+@dataclass(frozen=True)
+class PredicatePolicy:
+    """Every schema and every check must pass (flags are repeatable and combine with AND)."""
+
+    schemas: Sequence[PredicateSchema] = ()
+    checks: Sequence[PredicateCheck] = ()
+
+    @classmethod
+    def from_flags(
+        cls, schema_files: Sequence[str | os.PathLike[str]] = (), expressions: Sequence[str] = ()
+    ) -> PredicatePolicy:
+        """Build from ``--predicate-schema`` and ``--predicate-check`` values; fails before any I/O on the network."""
+        return cls(
+            schemas=tuple(PredicateSchema.load(f) for f in schema_files),
+            checks=tuple(PredicateCheck.compile(e) for e in expressions),
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.schemas or self.checks)
+
+    def reason(self, statement: Mapping[str, Any]) -> str | None:
+        """None if the statement passes; else the first failure's one-line reason."""
+        for s in self.schemas:
+            r = s.reason(statement)
+            if r:
+                return r
+        for c in self.checks:
+            r = c.reason(statement)
+            if r:
+                return r
+        return None
+
+    def require(self, statement: Mapping[str, Any]) -> None:
+        """Raise VerificationError with the reason if the statement fails the policy."""
+        r = self.reason(statement)
+        if r:
+            raise VerificationError(r)
