@@ -173,3 +173,33 @@ def test_an_empty_policy_is_falsy_and_admits_anything() -> None:
 def test_a_bad_flag_fails_when_the_policy_is_built(tmp_path: Path) -> None:
     with pytest.raises(UsageError):
         PredicatePolicy.from_flags([], [ACCURACY_GATE, "predicate.metrics.exists(m,"])
+
+
+# -- --require-attestation TYPE[:EXPR] --------------------------------------------------------
+
+
+def test_a_requirement_is_an_alias_with_an_optional_expression() -> None:
+    from oci_model_sign.predicates.policy import parse_requirement
+
+    assert parse_requirement("eval") == ("https://omsign.dev/eval/v1", None)
+    uri, check = parse_requirement(f"eval:{ACCURACY_GATE}")
+    assert uri == "https://omsign.dev/eval/v1"
+    assert check is not None and check.expression == ACCURACY_GATE
+    assert check.reason(_eval(0.95)) is None
+
+
+def test_a_requirement_uri_keeps_its_own_colons() -> None:
+    from oci_model_sign.predicates.policy import parse_requirement
+
+    assert parse_requirement("https://example.com:8443/eval/v1") == ("https://example.com:8443/eval/v1", None)
+    uri, check = parse_requirement('https://example.com/eval/v1:predicate.task.type == "a:b"')
+    assert uri == "https://example.com/eval/v1"
+    assert check is not None and check.expression == 'predicate.task.type == "a:b"'
+
+
+@pytest.mark.parametrize("spec", ["eval:", "eval:predicate.x ==", "not a type"])
+def test_a_bad_requirement_is_a_usage_error_naming_the_flag(spec: str) -> None:
+    from oci_model_sign.predicates.policy import parse_requirement
+
+    with pytest.raises(UsageError):
+        parse_requirement(spec)

@@ -562,3 +562,91 @@ def test_a_broken_bom_is_caught_by_the_validator() -> None:
     doc["metadata"]["component"]["modelCard"]["quantitativeAnalysis"]["performanceMetrics"][0]["value"] = 0.9
     with pytest.raises(InputError, match=r"not valid CycloneDX 1\.6"):
         mlbom.validate_ml_bom(doc)
+
+
+# -- links for `tree` ------------------------------------------------------------------------
+
+
+def test_provenance_links_list_inputs_by_role_and_digest(monkeypatch: pytest.MonkeyPatch) -> None:
+    _clear_ci(monkeypatch)
+    links = provenance.provenance_links(provenance.slsa_provenance(dependencies=_inputs()))
+    assert [(link.role, link.digest) for link in links] == [
+        ("base-model", {"sha256": "ef" * 32}),
+        ("dataset", {"sha256": "cd" * 32}),
+    ]
+    assert links[1].name == "localhost:5000/datasets/imdb"
+
+
+@pytest.mark.parametrize(
+    "predicate",
+    [
+        None,
+        [],
+        {"buildDefinition": "x"},
+        {"buildDefinition": {"resolvedDependencies": [1, {"digest": "sha256:x"}, {"digest": {"a": 1}}]}},
+    ],
+)
+def test_provenance_links_skip_what_they_cannot_read(predicate: object) -> None:
+    assert provenance.provenance_links(predicate) == []
+
+
+def test_an_unannotated_dependency_is_a_link_of_role_other() -> None:
+    pred = {"buildDefinition": {"resolvedDependencies": [{"uri": "x", "digest": {"sha256": "ab"}}]}}
+    assert provenance.provenance_links(pred)[0].role == "other"
+
+
+# -- from attest flags to a statement ----------------------------------------------------------
+
+
+def test_build_takes_a_predicate_file_for_any_type(tmp_path: Path) -> None:
+    from oci_model_sign.predicates.build import PredicateInputs, build_predicate
+
+    f = tmp_path / "p.json"
+    f.write_text('{"k": "v"}')
+    assert build_predicate("openvex", MANIFEST, "r/m", PredicateInputs(predicate_file=f)) == (
+        "https://openvex.dev/ns",
+        {"k": "v"},
+    )
+    uri, pred = build_predicate("custom", MANIFEST, "r/m", PredicateInputs(predicate_file=f, now=lambda: "T"))
+    assert (uri, pred) == (types.COSIGN_CUSTOM, {"Data": '{"k": "v"}', "Timestamp": "T"})
+
+
+def test_build_makes_each_omsign_predicate_from_its_inputs(monkeypatch: pytest.MonkeyPatch) -> None:
+    from oci_model_sign.predicates.build import (
+        PredicateInputs,
+        build_predicate,
+        build_statement_for,
+    )
+
+    _clear_ci(monkeypatch)
+    card = CARDS / "README.md"
+    uri, pred = build_predicate("modelcard", MANIFEST, "r/m", PredicateInputs(from_card=card))
+    assert uri == types.OMSIGN_MODELCARD_V1 and isinstance(pred, dict) and pred["license"] == "apache-2.0"
+    uri, pred = build_predicate("eval", MANIFEST, "r/m", PredicateInputs(from_card=card, eval_dataset="SST-2"))
+    assert uri == types.OMSIGN_EVAL_V1 and isinstance(pred, dict) and pred["dataset"]["split"] == "validation"
+    uri, pred = build_predicate("eval", MANIFEST, "r/m", PredicateInputs(predicate_file=CARDS / "eval.json"))
+    assert isinstance(pred, dict) and pred["harness"]["name"] == "lm-evaluation-harness"
+    uri, pred = build_predicate("slsaprovenance1", MANIFEST, "r/m", PredicateInputs(dependencies=_inputs()))
+    assert uri == types.SLSA_PROVENANCE_V1 and isinstance(pred, dict)
+    _assert_valid("slsa-provenance-v1", pred)
+    uri, pred = build_predicate("cyclonedx", MANIFEST, "r/m", PredicateInputs(from_card=card, dependencies=_inputs()))
+    assert uri == types.CYCLONEDX_BOM and isinstance(pred, dict)
+    mlbom.validate_ml_bom(pred)
+    uri, raw = build_statement_for("modelcard", MANIFEST, "localhost:5000/m", PredicateInputs(from_card=card))
+    assert statement.parse_statement(raw)["subject"] == [{"name": "localhost:5000/m", "digest": {"sha256": "ab" * 32}}]
+
+
+@pytest.mark.parametrize(
+    ("type_", "kwargs", "message"),
+    [
+        ("modelcard", {}, "needs --from-card"),
+        ("eval", {}, "needs --predicate eval.json or --from-card"),
+        ("openvex", {}, "needs --predicate FILE"),
+        ("modelcard", {"predicate_file": "x.json", "from_card": "README.md"}, "cannot be combined"),
+    ],
+)
+def test_build_refuses_missing_or_conflicting_inputs(type_: str, kwargs: dict[str, Any], message: str) -> None:
+    from oci_model_sign.predicates.build import PredicateInputs, build_predicate
+
+    with pytest.raises(UsageError, match=message):
+        build_predicate(type_, MANIFEST, "r/m", PredicateInputs(**kwargs))

@@ -65,16 +65,17 @@ class PredicateCheck:
     _program: Any = field(repr=False, compare=False)
 
     @classmethod
-    def compile(cls, expression: str) -> PredicateCheck:
+    def compile(cls, expression: str, flag: str = "--predicate-check") -> PredicateCheck:
+        """Compile ``expression``; ``flag`` names the option in error messages."""
         import cel
 
         if not expression.strip():
-            raise UsageError("--predicate-check needs a CEL expression, got an empty one")
+            raise UsageError(f"{flag} needs a CEL expression, got an empty one")
         try:
             program = cel.compile(expression)
         except (ValueError, RuntimeError, TypeError) as exc:
             raise UsageError(
-                f"--predicate-check {expression!r} is not a valid CEL expression: {_cel_message(exc)}"
+                f"{flag} {expression!r} is not a valid CEL expression: {_cel_message(exc)}"
             ) from exc
         bound = set(_MACRO_VAR_RE.findall(expression))
         try:
@@ -84,7 +85,7 @@ class PredicateCheck:
         unknown = sorted(used - bound - set(CEL_VARIABLES))
         if unknown:
             raise UsageError(
-                f"--predicate-check {expression!r} uses unknown variable {unknown[0]!r}",
+                f"{flag} {expression!r} uses unknown variable {unknown[0]!r}",
                 hint=f"the variables are {', '.join(CEL_VARIABLES)}",
             )
         return cls(expression, program)
@@ -195,3 +196,34 @@ class PredicatePolicy:
         r = self.reason(statement)
         if r:
             raise VerificationError(r)
+
+
+_URL_HEAD_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/:\s]*(?::[0-9]+)?[^:\s]*")
+
+
+def parse_requirement(spec: str) -> tuple[str, PredicateCheck | None]:
+    """``--require-attestation TYPE[:EXPR]`` as ``(predicate type URI, check or None)``.
+
+    TYPE is an alias (``eval:predicate.metrics…``) or a ``scheme://`` URI, whose own colons
+    (scheme, port) are not separators: the expression starts after the first colon past the
+    URI's path. Any other URI (``urn:…``) cannot carry an expression this way.
+    """
+    from .types import ALIASES, resolve_predicate_type
+
+    head, sep, rest = spec.partition(":")
+    if head in ALIASES:
+        uri = ALIASES[head]
+        expr = rest if sep else None
+    else:
+        m = _URL_HEAD_RE.match(spec)
+        if m:
+            uri = resolve_predicate_type(m.group(0))
+            tail = spec[m.end() :]
+            if tail and not tail.startswith(":"):
+                raise UsageError(f"--require-attestation {spec!r}: expected TYPE[:EXPR]")
+            expr = tail[1:] if tail else None
+        else:
+            uri, expr = resolve_predicate_type(spec), None
+    if expr is not None and not expr.strip():
+        raise UsageError(f"--require-attestation {spec!r}: empty expression after ':'")
+    return uri, (PredicateCheck.compile(expr, "--require-attestation") if expr is not None else None)

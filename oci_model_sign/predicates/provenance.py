@@ -281,3 +281,46 @@ def slsa_provenance(
     if metadata:
         run_details["metadata"] = metadata
     return {"buildDefinition": build_definition, "runDetails": run_details}
+
+
+@dataclass(frozen=True)
+class Link:
+    """An artifact that an attestation says this model came from (for ``tree``)."""
+
+    role: str
+    digest: dict[str, str]
+    name: str | None = None
+    uri: str | None = None
+
+
+def provenance_links(predicate: object) -> list[Link]:
+    """The inputs named by digest in a SLSA v1 predicate, read defensively (it is untrusted data).
+
+    Entries without a digest map, or with non-string fields, are skipped rather than trusted;
+    an entry without the ``omsign.dev/role`` annotation is reported with role ``other``.
+    """
+    if not isinstance(predicate, Mapping):
+        return []
+    bd = predicate.get("buildDefinition")
+    deps = bd.get("resolvedDependencies") if isinstance(bd, Mapping) else None
+    links: list[Link] = []
+    for d in deps if isinstance(deps, list) else []:
+        if not isinstance(d, Mapping):
+            continue
+        digest = d.get("digest")
+        if not isinstance(digest, Mapping) or not digest:
+            continue
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in digest.items()):
+            continue
+        ann = d.get("annotations")
+        role = ann.get(ROLE_ANNOTATION) if isinstance(ann, Mapping) else None
+        name, uri = d.get("name"), d.get("uri")
+        links.append(
+            Link(
+                role=role if isinstance(role, str) and role in ROLES else "other",
+                digest=dict(digest),
+                name=name if isinstance(name, str) else None,
+                uri=uri if isinstance(uri, str) else None,
+            )
+        )
+    return links
