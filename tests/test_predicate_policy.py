@@ -203,3 +203,18 @@ def test_a_bad_requirement_is_a_usage_error_naming_the_flag(spec: str) -> None:
 
     with pytest.raises(UsageError):
         parse_requirement(spec)
+
+
+def test_a_cel_check_does_not_load_the_cel_packages_interactive_shell() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from oci_model_sign.predicates.policy import PredicateCheck\n"
+        "c = PredicateCheck.compile('predicate.a == 1')\n"
+        "assert c.reason({'predicate': {'a': 1}}) is None\n"
+        "print('prompt_toolkit' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from oci_model_sign.errors import InputError, IntegrityError, UsageError
+from oci_model_sign.errors import InputError, IntegrityError, LimitError, UsageError
 from oci_model_sign.predicates import evaluation, mlbom, modelcard, provenance, statement, types
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -650,3 +650,30 @@ def test_build_refuses_missing_or_conflicting_inputs(type_: str, kwargs: dict[st
 
     with pytest.raises(UsageError, match=message):
         build_predicate(type_, MANIFEST, "r/m", PredicateInputs(**kwargs))
+
+
+def test_front_matter_is_read_as_the_hub_reads_it(tmp_path: Path) -> None:
+    from huggingface_hub import ModelCard
+
+    text = "\r\n---\r\nlicense: mit\r\ntags:\r\n- a\r\n---\r\n# body\r\n"
+    card = tmp_path / "README.md"
+    card.write_bytes(text.encode())
+    pred = modelcard.modelcard_predicate(card)
+    hub: Any = ModelCard(text).data
+    assert (pred["license"], pred["tags"]) == (hub.license, hub.tags) == ("mit", ["a"])
+
+
+def test_a_yaml_alias_bomb_is_a_limit_error_not_a_hang(tmp_path: Path) -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    card = tmp_path / "README.md"
+    card.write_text("---\nlicense: mit\n" + "\n".join(lines) + "\n---\n")
+    with pytest.raises(LimitError, match="more than"):
+        modelcard.modelcard_predicate(card)
+
+
+def test_a_self_referencing_yaml_anchor_is_a_limit_error(tmp_path: Path) -> None:
+    card = tmp_path / "README.md"
+    card.write_text("---\nlicense: mit\nloop: &l [1, *l]\n---\n")
+    with pytest.raises(LimitError):
+        modelcard.modelcard_predicate(card)

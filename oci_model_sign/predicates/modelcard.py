@@ -1,9 +1,9 @@
 """The model-card predicate: a Hugging Face card's YAML front matter, signed with the card's digest.
 
 A deployer asks "what licence, which base model, which data, how did it score" and wants the
-answer tamper-proof. The hub's cards already answer in their front matter, so omsign parses
-that with ``huggingface_hub``'s own ``ModelCard``/``ModelCardData`` (offline: it only parses
-text) and keeps the field meanings the hub documents. The card file's sha256 is part of the
+answer tamper-proof. The hub's cards already answer in their front matter, so omsign reads it
+into ``huggingface_hub``'s own ``ModelCardData`` (offline: it only parses text) and keeps the
+field meanings the hub documents. The card file's sha256 is part of the
 predicate, so the prose that people read is bound to the same signature as the fields machines
 read. Field names are camelCase as in other in-toto predicates; the schema is
 ``docs/predicates/modelcard-v1.schema.json``.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
@@ -52,8 +53,28 @@ def _as_list(value: object) -> list[str] | None:
     return list(items)
 
 
-def jsonable(value: object, where: str = "front matter") -> Any:
+MAX_NODES = 200_000
+MAX_DEPTH = 64
+
+
+class _Budget:
+    """YAML anchors let a small card describe a huge or circular tree; walking one is bounded."""
+
+    def __init__(self) -> None:
+        self.nodes = 0
+
+    def spend(self, where: str, depth: int) -> None:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise LimitError(f"{where}: the front matter expands to more than {MAX_NODES} values")
+        if depth > MAX_DEPTH:
+            raise LimitError(f"{where}: the front matter is nested deeper than {MAX_DEPTH} levels")
+
+
+def jsonable(value: object, where: str = "front matter", _budget: _Budget | None = None, _depth: int = 0) -> Any:
     """YAML values as JSON values: dates become ISO strings; NaN, infinities and odd keys are refused."""
+    budget = _budget or _Budget()
+    budget.spend(where, _depth)
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
@@ -67,10 +88,10 @@ def jsonable(value: object, where: str = "front matter") -> Any:
         for k, v in value.items():
             if not isinstance(k, (str, int, float, bool)):
                 raise InputError(f"{where} has a key {k!r} that is not a string")
-            out[str(k)] = jsonable(v, f"{where}.{k}")
+            out[str(k)] = jsonable(v, f"{where}.{k}", budget, _depth + 1)
         return out
     if isinstance(value, (list, tuple)):
-        return [jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [jsonable(v, f"{where}[{i}]", budget, _depth + 1) for i, v in enumerate(value)]
     raise InputError(f"{where} holds a {type(value).__name__}, which JSON cannot represent")
 
 
@@ -89,6 +110,11 @@ def read_card(path: str | os.PathLike[str]) -> tuple[str, bytes]:
     return p.name, raw
 
 
+# The front matter: optional leading blank space, a line "---", the YAML, a line "---".
+# (The hub's own reader accepts the same shape.)
+_FRONT_MATTER_RE = re.compile(r"\A\s*---[ \t]*(?:\r\n|\r|\n)(.*?)(?:\r\n|\r|\n)---[ \t]*(?:\r\n|\r|\n|\Z)", re.S)
+
+
 def _yaml_problem(exc: Exception) -> str:
     problem = getattr(exc, "problem", None)
     mark = getattr(exc, "problem_mark", None)
@@ -98,24 +124,47 @@ def _yaml_problem(exc: Exception) -> str:
     return " ".join(str(exc).split())
 
 
-def parse_card_text(text: str, card_name: str = "README.md") -> Any:
-    """``huggingface_hub.ModelCardData`` for a card's text; malformed metadata is an InputError."""
+def front_matter(text: str, card_name: str = "README.md") -> dict[str, Any]:
+    """The YAML front matter of a card as a dict (safe loader: no Python objects)."""
     import yaml
-    from huggingface_hub import ModelCard
-    from huggingface_hub.repocard import REGEX_YAML_BLOCK
 
-    if not REGEX_YAML_BLOCK.search(text):
+    m = _FRONT_MATTER_RE.match(text)
+    if not m:
         raise InputError(
             f"model card {card_name} has no YAML front matter",
             hint="a Hugging Face card starts with metadata between two '---' lines",
         )
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        card = ModelCard(text)
+        data = yaml.load(m.group(1), Loader=loader)  # a safe loader: plain data only
     except yaml.YAMLError as exc:
         raise InputError(f"model card {card_name}: front matter is not valid YAML: {_yaml_problem(exc)}") from exc
+    except RecursionError as exc:
+        raise LimitError(f"model card {card_name}: front matter is nested too deeply") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InputError(f"model card {card_name}: invalid metadata: the front matter must be a mapping")
+    return data
+
+
+def parse_card_text(text: str, card_name: str = "README.md") -> Any:
+    """``huggingface_hub``'s ``ModelCardData`` for a card's text; malformed metadata is an InputError.
+
+    ``ModelCardData`` is the hub's own reading of the fields (``model-index`` into
+    ``EvalResult``s, validation included). Only ``repocard_data`` is imported: the
+    ``ModelCard`` class would bring the hub's HTTP client along, for nothing, on every run.
+    """
+    from huggingface_hub.repocard_data import ModelCardData
+
+    data = front_matter(text, card_name)
+    if not all(isinstance(k, str) for k in data):
+        raise InputError(f"model card {card_name}: invalid metadata: every front-matter key must be a string")
+    data.pop("ignore_metadata_errors", None)
+    try:
+        return ModelCardData(**data, ignore_metadata_errors=False)
     except (ValueError, TypeError, KeyError) as exc:
         raise InputError(f"model card {card_name}: invalid metadata: {' '.join(str(exc).split())}") from exc
-    return card.data
 
 
 def _put(out: dict[str, Any], key: str, value: object) -> None:

@@ -34,6 +34,43 @@ MAX_SCHEMA_BYTES = 4 * 1024 * 1024
 _MACRO_VAR_RE = re.compile(r"\.\s*(?:all|exists|exists_one|existsOne|map|filter)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,")
 
 
+def _cel() -> Any:
+    """The ``cel`` extension module, without the package's eager import of its own CLI.
+
+    ``common-expression-language``'s ``cel/__init__.py`` imports its interactive shell
+    (prompt_toolkit, pygments), which costs about half a second per process: more than a whole
+    ``verify`` is allowed to take. When ``cel`` is not imported yet, a plain package module
+    stands in for it (same ``__path__``, the extension's names copied in), so ``cel.cel`` loads
+    alone and a later ``import cel.cli`` or ``cel.stdlib`` still works.
+    """
+    import importlib
+    import importlib.util
+    import sys
+    import types as pytypes
+
+    loaded = sys.modules.get("cel")
+    if loaded is not None and hasattr(loaded, "compile"):
+        return loaded
+    spec = importlib.util.find_spec("cel")
+    if spec is None or not spec.submodule_search_locations:
+        raise UsageError(
+            "CEL predicate checks need the common-expression-language package",
+            hint="pip install common-expression-language",
+        )
+    package = pytypes.ModuleType("cel")
+    package.__path__ = list(spec.submodule_search_locations)
+    package.__spec__ = spec
+    package.__file__ = spec.origin
+    sys.modules["cel"] = package
+    try:
+        ext = importlib.import_module("cel.cel")
+    except ImportError:
+        del sys.modules["cel"]
+        return importlib.import_module("cel")
+    package.__dict__.update({k: v for k, v in vars(ext).items() if not k.startswith("__")})
+    return package
+
+
 def _one_line(text: str, limit: int = 300) -> str:
     line = " ".join(str(text).split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
@@ -67,8 +104,7 @@ class PredicateCheck:
     @classmethod
     def compile(cls, expression: str, flag: str = "--predicate-check") -> PredicateCheck:
         """Compile ``expression``; ``flag`` names the option in error messages."""
-        import cel
-
+        cel = _cel()
         if not expression.strip():
             raise UsageError(f"{flag} needs a CEL expression, got an empty one")
         try:
