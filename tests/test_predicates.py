@@ -677,3 +677,38 @@ def test_a_self_referencing_yaml_anchor_is_a_limit_error(tmp_path: Path) -> None
     card.write_text("---\nlicense: mit\nloop: &l [1, *l]\n---\n")
     with pytest.raises(LimitError):
         modelcard.modelcard_predicate(card)
+
+
+def test_a_vuln_predicate_keeps_cosigns_fields_and_fills_absent_ones() -> None:
+    raw = json.dumps(
+        {
+            "scanner": {"uri": "pkg:github/aquasecurity/trivy", "version": "0.50.0", "result": {"n": 0}},
+            "metadata": {"scanStartedOn": "2026-11-30T09:00:00Z"},
+            "extra": "dropped",
+        }
+    ).encode()
+    _, pred = types.predicate_from_file("vuln", raw)
+    assert pred == {
+        "invocation": {"parameters": None, "uri": "", "event_id": "", "builder.id": ""},
+        "scanner": {
+            "uri": "pkg:github/aquasecurity/trivy",
+            "version": "0.50.0",
+            "db": {"uri": "", "version": ""},
+            "result": {"n": 0},
+        },
+        "metadata": {"scanStartedOn": "2026-11-30T09:00:00Z", "scanFinishedOn": "0001-01-01T00:00:00Z"},
+    }
+
+
+def test_a_vuln_predicate_with_a_bad_time_is_an_input_error() -> None:
+    with pytest.raises(InputError, match="RFC 3339"):
+        types.predicate_from_file("vuln", b'{"metadata": {"scanStartedOn": "yesterday"}}')
+
+
+def test_a_link_predicate_keeps_only_link_fields() -> None:
+    link: dict[str, object] = {
+        "_type": "link", "name": "train", "materials": {}, "products": {}, "byproducts": {},
+        "command": [], "environment": {}, "junk": 1,
+    }
+    _, pred = types.predicate_from_file("link", json.dumps(link).encode())
+    assert isinstance(pred, dict) and "junk" not in pred and pred["name"] == "train"

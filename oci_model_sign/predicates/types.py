@@ -120,9 +120,11 @@ def predicate_from_file(
     * ``slsaprovenance``/``slsaprovenance02``/``slsaprovenance1``: a JSON object; top-level fields
       the SLSA schema does not know are dropped, and v1's ``runDetails.metadata.invocationID`` is
       renamed ``invocationId``, as cosign does.
-    * ``link``: a JSON object with every in-toto Link field present.
-    * everything else (``cyclonedx``, ``vuln``, ``openvex``, ``modelcard``, ``eval``, any URI): the
-      file parsed as a JSON object, unchanged.
+    * ``link``: a JSON object with every in-toto Link field present; other fields are dropped.
+    * ``vuln``: cosign's vulnerability-scan fields only (``invocation``, ``scanner``,
+      ``metadata``), absent ones filled with Go's zero values as cosign's re-encoding does.
+    * everything else (``cyclonedx``, ``openvex``, ``modelcard``, ``eval``, any URI): the file
+      parsed as a JSON object, unchanged.
     """
     uri = resolve_predicate_type(type_or_uri)
     what = f"the {type_or_uri} predicate"
@@ -144,5 +146,57 @@ def predicate_from_file(
         missing = [k for k in _LINK_REQUIRED if k not in obj]
         if missing:
             raise InputError(f"{what}: required field {missing[0]} missing")
-        return uri, obj
+        return uri, {k: obj[k] for k in _LINK_REQUIRED}
+    if uri == COSIGN_VULN and type_or_uri == "vuln":
+        return uri, _vuln(obj, what)
     return uri, obj
+
+
+def _field(obj: object, key: str, what: str, default: object = "") -> object:
+    if not isinstance(obj, dict):
+        raise InputError(f"{what} must be a JSON object")
+    value = obj.get(key, default)
+    if default == "" and not isinstance(value, str):
+        raise InputError(f"{what}.{key} must be a string")
+    return value
+
+
+def _rfc3339(value: object, what: str) -> str:
+    if value is None:
+        return "0001-01-01T00:00:00Z"  # Go's zero time, as cosign writes an absent one
+    if not isinstance(value, str):
+        raise InputError(f"{what} must be an RFC 3339 time")
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InputError(f"{what} {value!r} is not an RFC 3339 time") from exc
+    return value
+
+
+def _vuln(obj: dict[str, object], what: str) -> dict[str, object]:
+    """cosign's ``CosignVulnPredicate``: its fields only, absent ones as Go's zero values."""
+    inv = obj.get("invocation") or {}
+    scanner = obj.get("scanner") or {}
+    db = _field(scanner, "db", f"{what}.scanner", None) or {}
+    meta = obj.get("metadata") or {}
+    return {
+        "invocation": {
+            "parameters": _field(inv, "parameters", f"{what}.invocation", None),
+            "uri": _field(inv, "uri", f"{what}.invocation"),
+            "event_id": _field(inv, "event_id", f"{what}.invocation"),
+            "builder.id": _field(inv, "builder.id", f"{what}.invocation"),
+        },
+        "scanner": {
+            "uri": _field(scanner, "uri", f"{what}.scanner"),
+            "version": _field(scanner, "version", f"{what}.scanner"),
+            "db": {
+                "uri": _field(db, "uri", f"{what}.scanner.db"),
+                "version": _field(db, "version", f"{what}.scanner.db"),
+            },
+            "result": _field(scanner, "result", f"{what}.scanner", None),
+        },
+        "metadata": {
+            "scanStartedOn": _rfc3339(_field(meta, "scanStartedOn", f"{what}.metadata", None), f"{what}.metadata.scanStartedOn"),
+            "scanFinishedOn": _rfc3339(_field(meta, "scanFinishedOn", f"{what}.metadata", None), f"{what}.metadata.scanFinishedOn"),
+        },
+    }
