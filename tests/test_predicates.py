@@ -712,3 +712,13 @@ def test_a_link_predicate_keeps_only_link_fields() -> None:
     }
     _, pred = types.predicate_from_file("link", json.dumps(link).encode())
     assert isinstance(pred, dict) and "junk" not in pred and pred["name"] == "train"
+
+
+def test_a_model_index_with_non_string_names_is_refused(tmp_path: Path) -> None:
+    card = tmp_path / "README.md"
+    card.write_text(
+        "---\nmodel-index:\n- name: m\n  results:\n  - task: {type: 7}\n"
+        "    dataset: {type: d, name: D}\n    metrics: [{type: acc, value: 1}]\n---\n"
+    )
+    with pytest.raises(InputError, match=r"model card README\.md: model-index result 1: task\.type must be a string"):
+        modelcard.modelcard_predicate(card)

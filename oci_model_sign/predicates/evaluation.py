@@ -219,7 +219,12 @@ def eval_predicate_from_card(
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InputError(f"model card {name} is not UTF-8 text") from exc
-    results = model_index_results(parse_card_text(text, name).eval_results)
+    try:
+        results = model_index_results(parse_card_text(text, name).eval_results)
+    except InputError as exc:
+        if exc.message.startswith("model card"):
+            raise
+        raise InputError(f"model card {name}: {exc.message}") from exc
     if not results:
         raise InputError(f"model card {name} has no model-index results to attest")
     chosen = [

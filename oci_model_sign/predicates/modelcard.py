@@ -176,7 +176,12 @@ def model_index_results(eval_results: list[Any] | None) -> list[dict[str, Any]]:
     """model-index results from ``EvalResult``s, regrouped as the card wrote them (task, dataset, metrics)."""
     groups: list[dict[str, Any]] = []
     index: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for r in eval_results or []:
+    for n, r in enumerate(eval_results or []):
+        for attr in ("task_type", "dataset_type", "dataset_name", "metric_type"):
+            if not isinstance(getattr(r, attr), str):
+                raise InputError(f"model-index result {n + 1}: {attr.replace('_', '.', 1)} must be a string")
+        if r.verified is not None and not isinstance(r.verified, bool):
+            raise InputError(f"model-index result {n + 1}: verified must be true or false")
         task: dict[str, Any] = {"type": r.task_type}
         _put(task, "name", r.task_name)
         dataset: dict[str, Any] = {"type": r.dataset_type, "name": r.dataset_name}
@@ -206,6 +211,9 @@ def model_index_results(eval_results: list[Any] | None) -> list[dict[str, Any]]:
 
 def modelcard_predicate_from_text(text: str, card_digest: str, card_name: str = "README.md") -> dict[str, Any]:
     """The ``modelcard`` v1 predicate for a card's text whose file has digest ``card_digest``."""
+    from .statement import check_sha256_digest
+
+    check_sha256_digest(card_digest, "model card")
     data = parse_card_text(text, card_name)
     try:
         predicate: dict[str, Any] = {
@@ -245,13 +253,3 @@ def modelcard_predicate(path: str | os.PathLike[str]) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise InputError(f"model card {name} is not UTF-8 text") from exc
     return modelcard_predicate_from_text(text, sha256_digest(raw), name)
-
-
-def card_front_matter(path: str | os.PathLike[str]) -> Any:
-    """The parsed ``ModelCardData`` of a card file (the ``eval`` predicate reads its model-index)."""
-    name, raw = read_card(path)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"model card {name} is not UTF-8 text") from exc
-    return parse_card_text(text, name)
