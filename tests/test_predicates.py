@@ -722,3 +722,13 @@ def test_a_model_index_with_non_string_names_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(InputError, match=r"model card README\.md: model-index result 1: task\.type must be a string"):
         modelcard.modelcard_predicate(card)
+
+
+def test_a_deeply_nested_predicate_file_is_a_limit_error(tmp_path: Path) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    with pytest.raises(LimitError):
+        types.predicate_from_file("cyclonedx", deep)
+    f = tmp_path / "eval.json"
+    f.write_bytes(deep)
+    with pytest.raises(LimitError):
+        evaluation.eval_predicate_from_file(f)

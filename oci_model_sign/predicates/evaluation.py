@@ -182,6 +182,8 @@ def eval_predicate_from_file(
         raise InputError(f"cannot read evaluation file {str(p)!r}: {exc.strerror or exc}") from exc
     try:
         data = json.loads(raw)
+    except RecursionError as exc:
+        raise LimitError(f"evaluation file {p.name} is nested too deeply") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise InputError(f"evaluation file {p.name} is not valid JSON: {exc}") from exc
     try:

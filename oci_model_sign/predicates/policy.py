@@ -162,6 +162,8 @@ class PredicateSchema:
             raise InputError(f"cannot read predicate schema {str(p)!r}: {exc.strerror or exc}") from exc
         try:
             schema = json.loads(raw)
+        except RecursionError as exc:
+            raise LimitError(f"predicate schema {p.name} is nested too deeply") from exc
         except (ValueError, UnicodeDecodeError) as exc:
             raise InputError(f"predicate schema {p.name} is not valid JSON: {exc}") from exc
         return cls.from_schema(schema, p.name)

@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Mapping
 
-from ..errors import InputError, IntegrityError
+from ..errors import InputError, IntegrityError, LimitError
 from ..limits import Limits, default_limits, load_json
 
 IN_TOTO_STATEMENT_V1 = "https://in-toto.io/Statement/v1"
@@ -32,6 +32,8 @@ def canonical_json(value: object) -> bytes:
         text = json.dumps(
             value, ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
         )
+    except RecursionError as exc:
+        raise LimitError("the predicate is nested too deeply to be written as JSON") from exc
     except (TypeError, ValueError) as exc:
         raise InputError(f"the predicate cannot be written as JSON: {exc}") from exc
     return text.encode("utf-8")

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from datetime import datetime, timezone
 
-from ..errors import InputError, UsageError
+from ..errors import InputError, LimitError, UsageError
 
 COSIGN_CUSTOM = "https://cosign.sigstore.dev/attestation/v1"
 COSIGN_VULN = "https://cosign.sigstore.dev/attestation/vuln/v1"
@@ -92,6 +92,8 @@ def _rfc3339_now() -> str:
 def _json_object(raw: bytes, what: str) -> dict[str, object]:
     try:
         value = json.loads(raw)
+    except RecursionError as exc:
+        raise LimitError(f"{what} is nested too deeply") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise InputError(f"{what} is not valid JSON: {exc}") from exc
     if not isinstance(value, dict):
