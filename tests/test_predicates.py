@@ -732,3 +732,24 @@ def test_a_deeply_nested_predicate_file_is_a_limit_error(tmp_path: Path) -> None
     f.write_bytes(deep)
     with pytest.raises(LimitError):
         evaluation.eval_predicate_from_file(f)
+
+
+def test_attestation_links_read_provenance_bom_and_eval(monkeypatch: pytest.MonkeyPatch) -> None:
+    from oci_model_sign.predicates.links import attestation_links
+
+    _clear_ci(monkeypatch)
+
+    def stmt(ptype: str, predicate: object) -> dict[str, Any]:
+        return {"predicateType": ptype, "predicate": predicate}
+
+    prov = attestation_links(stmt(types.SLSA_PROVENANCE_V1, provenance.slsa_provenance(dependencies=_inputs())))
+    assert {(link.role, link.digest["sha256"]) for link in prov} == {("base-model", "ef" * 32), ("dataset", "cd" * 32)}
+    bom = attestation_links(stmt(types.CYCLONEDX_BOM, _bom()))
+    assert {(link.role, link.name) for link in bom} == {
+        ("dataset", "stanfordnlp/imdb"),
+        ("base-model", "distilbert/distilbert-base-uncased"),
+    }
+    ev = attestation_links(stmt(types.OMSIGN_EVAL_V1, evaluation.eval_predicate_from_file(CARDS / "eval.json")))
+    assert [(link.role, link.name) for link in ev] == [("dataset", "IMDb")]
+    assert attestation_links(stmt(types.OMSIGN_MODELCARD_V1, {"datasets": ["x"]})) == []
+    assert attestation_links(stmt(types.CYCLONEDX_BOM, {"components": [{"hashes": "junk"}, 3]})) == []
