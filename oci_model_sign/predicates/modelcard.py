@@ -71,10 +71,13 @@ class _Budget:
             raise LimitError(f"{where}: the front matter is nested deeper than {MAX_DEPTH} levels")
 
 
-def jsonable(value: object, where: str = "front matter", _budget: _Budget | None = None, _depth: int = 0) -> Any:
+def jsonable(value: object, where: str = "front matter") -> Any:
     """YAML values as JSON values: dates become ISO strings; NaN, infinities and odd keys are refused."""
-    budget = _budget or _Budget()
-    budget.spend(where, _depth)
+    return _jsonable(value, where, _Budget(), 0)
+
+
+def _jsonable(value: object, where: str, budget: _Budget, depth: int) -> Any:
+    budget.spend(where, depth)
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
@@ -88,10 +91,10 @@ def jsonable(value: object, where: str = "front matter", _budget: _Budget | None
         for k, v in value.items():
             if not isinstance(k, (str, int, float, bool)):
                 raise InputError(f"{where} has a key {k!r} that is not a string")
-            out[str(k)] = jsonable(v, f"{where}.{k}", budget, _depth + 1)
+            out[str(k)] = _jsonable(v, f"{where}.{k}", budget, depth + 1)
         return out
     if isinstance(value, (list, tuple)):
-        return [jsonable(v, f"{where}[{i}]", budget, _depth + 1) for i, v in enumerate(value)]
+        return [_jsonable(v, f"{where}[{i}]", budget, depth + 1) for i, v in enumerate(value)]
     raise InputError(f"{where} holds a {type(value).__name__}, which JSON cannot represent")
 
 
