@@ -220,3 +220,16 @@ def test_a_cel_check_does_not_load_the_cel_packages_interactive_shell_and_cel_st
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.split("\n")[:2] == ["False", "2 True"]
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "predicate.metrics.all(m, m.value > 0.0)",
+        "predicate.metrics.map(x, x.name).exists(n, n == 'accuracy')",
+        "predicate.metrics.filter(m, m.name == 'f1').size() == 1",
+        "predicate.task.all(k, k == 'type')",
+    ],
+)
+def test_comprehension_variables_are_not_taken_for_unknown_ones(expr: str) -> None:
+    assert PredicateCheck.compile(expr).reason(_eval(0.95)) is None

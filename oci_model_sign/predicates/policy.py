@@ -30,8 +30,11 @@ from ..errors import InputError, LimitError, UsageError, VerificationError
 CEL_VARIABLES = ("predicate", "subject", "predicateType", "statement")
 MAX_SCHEMA_BYTES = 4 * 1024 * 1024
 
-# variables bound by CEL's comprehension macros: list.exists(m, …), map.all(k, …), …
-_MACRO_VAR_RE = re.compile(r"\.\s*(?:all|exists|exists_one|existsOne|map|filter)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,")
+# variables bound by CEL's comprehension macros: list.exists(m, …), map.all(k, v, …), …
+_MACRO_VAR_RE = re.compile(
+    r"\.\s*(?:all|exists|exists_one|existsOne|map|filter|transformList|transformMap)\s*\("
+    r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*,(?:\s*([A-Za-z_][A-Za-z0-9_]*)\s*,)?"
+)
 
 
 def _cel() -> Any:
@@ -113,7 +116,7 @@ class PredicateCheck:
             raise UsageError(
                 f"{flag} {expression!r} is not a valid CEL expression: {_cel_message(exc)}"
             ) from exc
-        bound = set(_MACRO_VAR_RE.findall(expression))
+        bound = {name for pair in _MACRO_VAR_RE.findall(expression) for name in pair if name}
         try:
             used = set(program.references()["variables"])
         except (AttributeError, KeyError, TypeError):  # older bindings: skip the early check
