@@ -92,7 +92,7 @@ def _schema_error(doc: MarkedDocument, error: Any) -> UsageError:
         extra = [k for k in instance if k not in allowed]
         key = extra[0] if extra else "?"
         hint = f"allowed fields here: {', '.join(allowed)}" if allowed else None
-        return doc.error((*path, key), f"unknown field {key!r}", key=True, hint=hint)
+        return doc.error(path, f"unknown field {key!r}", key=True, hint=hint, at=(*path, key))
     if validator == "required":
         missing = [k for k in error.validator_value if not (isinstance(instance, dict) and k in instance)]
         return doc.error(path, f"missing required field {missing[0]!r}" if missing else error.message)

@@ -62,8 +62,17 @@ class MarkedDocument:
             probe = probe[:-1]
         return self.lines.get((), 1)
 
-    def error(self, path: FieldPath, message: str, *, key: bool = False, hint: str | None = None) -> UsageError:
-        where = f"{self.source}:{self.line(path, key=key)}"
+    def error(
+        self,
+        path: FieldPath,
+        message: str,
+        *,
+        key: bool = False,
+        hint: str | None = None,
+        at: FieldPath | None = None,
+    ) -> UsageError:
+        """``file:line: field: message``; the line is that of ``at`` when given, else of ``path``."""
+        where = f"{self.source}:{self.line(path if at is None else at, key=key)}"
         if path:
             return UsageError(f"{where}: {field_name(path)}: {message}", hint=hint)
         return UsageError(f"{where}: {message}", hint=hint)
@@ -132,6 +141,9 @@ def load_marked(text: str, source: str) -> MarkedDocument:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
         problem = exc.problem or exc.context or "syntax error"
+        ctx = exc.context_mark
+        if exc.problem and exc.context and ctx is not None and ctx.line + 1 != line:
+            problem += f" ({exc.context} on line {ctx.line + 1})"
         raise UsageError(f"{source}:{line}: not valid YAML or JSON: {problem}") from None
     except yaml.YAMLError as exc:
         raise UsageError(f"{source}: not valid YAML or JSON: {exc}") from None
