@@ -487,7 +487,7 @@ def test_invalid_yaml_is_a_usage_error_naming_the_line(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match=r"policy\.yaml:5: not valid YAML or JSON"):
         load_policy(path)
     unclosed = write(tmp_path, "apiVersion: omsign/v1\nscopes:\n  reg.io:\n    authorities: [a,\n    mode: warn\n")
-    with pytest.raises(UsageError, match=r"policy\.yaml:5: not valid YAML or JSON: .*\(while parsing a flow sequence on line 4\)"):
+    with pytest.raises(UsageError, match=r"policy\.yaml:6: not valid YAML or JSON: .*\(while parsing a flow sequence on line 4\)"):
         load_policy(unclosed)
 
 

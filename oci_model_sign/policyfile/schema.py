@@ -11,7 +11,6 @@ import json
 from typing import Any
 
 API_VERSION = "omsign/v1"
-SCHEMA_ID = "https://omsign.org/schemas/policy-v1.json"
 
 _STR: dict[str, Any] = {"type": "string", "minLength": 1}
 _BOOL: dict[str, Any] = {"type": "boolean"}
@@ -23,7 +22,6 @@ _FINGERPRINT: dict[str, Any] = {
 
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": SCHEMA_ID,
     "title": "omsign trust policy",
     "description": "Which signers omsign trusts for which models. See docs/policy.md.",
     "type": "object",
