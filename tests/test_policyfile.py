@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import textwrap
@@ -11,6 +12,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from oci_model_sign.cli_policy import policy_app
@@ -154,6 +157,33 @@ def test_docker_hub_short_names_are_normalised(tmp_path: Path, keys: dict[str, s
         assert scope_name(p, ref) == "ubuntu", ref
     assert scope_name(p, "docker.io/acme/tools:1") == "acme/tools"
     assert scope_name(p, "debian") == "default"
+
+
+def test_a_glob_without_a_host_is_a_docker_hub_glob(tmp_path: Path, keys: dict[str, str]) -> None:
+    p = policy(
+        tmp_path,
+        """
+        apiVersion: omsign/v1
+        scopes:
+          "acme/*": {authorities: [{key: {path: release.pub}}]}
+          "python*": {authorities: [{key: {path: release.pub}}]}
+        """,
+    )
+    assert scope_name(p, "acme/llama:v1") == "acme/*"
+    assert scope_name(p, "index.docker.io/acme/llama") == "acme/*"
+    assert scope_name(p, "python:3.12") == "python*"
+    assert scope_name(p, "quay.io/acme/llama") is None
+
+
+def test_registry_hosts_match_case_insensitively(tmp_path: Path, keys: dict[str, str]) -> None:
+    p = policy(tmp_path, MATCHING)
+    assert scope_name(p, "Registry.Example.COM/models/llama") == "registry.example.com/models/llama"
+
+
+def test_a_host_only_glob_is_refused(tmp_path: Path, keys: dict[str, str]) -> None:
+    body = "apiVersion: omsign/v1\nscopes:\n  reg*.example.com:\n    authorities: [{key: {path: release.pub}}]\n"
+    with pytest.raises(UsageError, match=r"policy\.yaml:3: .*names no repository"):
+        load_policy(write(tmp_path, body))
 
 
 def test_an_unmatched_reference_gets_the_default_or_nothing(tmp_path: Path, keys: dict[str, str]) -> None:
@@ -774,3 +804,44 @@ def test_every_policy_example_in_the_docs_fits_the_schema() -> None:
         data = load_marked(block, "docs/policy.md").data
         errors = [e.message for e in validator.iter_errors(data)]
         assert errors == [], block
+
+
+# -- hostile input -------------------------------------------------------------------------
+
+_yamlish = st.text(alphabet=st.sampled_from(list("apiVersion: omsign/v1\n scopes-[]{}&*!|>?#'\",.@:0123456789")), max_size=200)
+_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=12)),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=_yamlish)
+def test_any_text_is_a_policy_or_a_usage_error(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "fuzz.yaml"
+    path.write_text("apiVersion: omsign/v1\n" + text)
+    with contextlib.suppress(UsageError):
+        load_policy(path)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(scopes=_values, revoked=_values, default=_values)
+def test_any_structure_is_a_policy_or_a_usage_error(tmp_path: Path, scopes: object, revoked: object, default: object) -> None:
+    path = tmp_path / "fuzz.json"
+    path.write_text(json.dumps({"apiVersion": "omsign/v1", "scopes": scopes, "revoked": revoked, "default": default}))
+    with contextlib.suppress(UsageError):
+        load_policy(path)
+
+
+@settings(max_examples=300, deadline=None)
+@given(pattern=st.text(alphabet=st.sampled_from(list("ab.:/*@-_5Ao")), min_size=1, max_size=30))
+def test_any_scope_key_parses_or_says_why(pattern: str) -> None:
+    from oci_model_sign.policyfile.scopes import parse_scope, target_for
+
+    try:
+        scope = parse_scope(pattern)
+    except ValueError:
+        return
+    with contextlib.suppress(UsageError):
+        scope.matches(target_for("reg.io/a/b:v1"))

@@ -10,10 +10,11 @@ with Sigstore policy-controller's globs added:
   (path-component boundaries only: ``host/ns`` does not cover ``host/ns2``);
 * ``host/repo:tag`` and ``host/repo@sha256:…``: one tag, one manifest;
 * globs (any other ``*``): ``*`` matches within one path component, ``**`` across
-  components; matched against ``host/repo`` and against the reference with its tag/digest;
+  components; matched against ``host/repo`` and against the reference with its tag/digest
+  (a glob must name a repository part: ``reg*.example.com`` alone is refused);
 * ``oci:/abs/path``: on-disk layouts at or below that folder.
 
-A scope with no host (``ubuntu``, ``acme/model``) is a Docker Hub name and is expanded as
+A scope with no host (``ubuntu``, ``acme/model``, ``acme/*``) is a Docker Hub name and is expanded as
 ``docker pull`` would (``docker.io/library/ubuntu``, ``docker.io/acme/model``);
 ``index.docker.io`` and ``registry-1.docker.io`` mean ``docker.io``.
 
@@ -89,7 +90,8 @@ def target_for(reference: str) -> Target:
         path = os.path.normpath(os.path.abspath(ref.layout))
         return Target(reference, path, None, ref.tag, ref.digest)
     assert ref.registry is not None
-    return Target(reference, f"{ref.registry}/{ref.repository}", ref.registry, ref.tag, ref.digest)
+    host = ref.registry.lower()  # host names are case-insensitive; repositories are lowercase already
+    return Target(reference, f"{host}/{ref.repository}", host, ref.tag, ref.digest)
 
 
 @dataclass(frozen=True)
@@ -203,8 +205,15 @@ def parse_scope(text: str) -> ScopePattern:
         if not _GLOB_CHARS_RE.match(text) or "***" in text:
             raise ValueError(f"glob {text!r} has characters a glob cannot hold (letters, digits, . _ - : / @ * and **)")
         head, sep, rest = text.partition("/")
+        if not sep:
+            if _is_host(head):
+                raise ValueError(
+                    f"glob {text!r} names no repository: write *.example.com for subdomains, "
+                    "or host/** for every repository of a registry"
+                )
+            return ScopePattern(text, "glob", f"{DOCKER_HUB}/library/{text}")
         if "*" not in head:
-            head = _canonical_host(head) if _is_host(head) or head in _DOCKER_ALIASES else head
+            head = _canonical_host(head) if _is_host(head) else f"{DOCKER_HUB}/{head}"
         return ScopePattern(text, "glob", head + sep + rest)
     name, digest = text, None
     if "@" in text:
