@@ -164,7 +164,7 @@ class _Builder:
         self.base = base
         self.source = source
 
-    def fail(self, path: FieldPath, message: str, *, key: bool = False, hint: str | None = None) -> UsageError:
+    def fail(self, path: FieldPath, message: str, *, key: bool = True, hint: str | None = None) -> UsageError:
         return self.doc.error(path, message, key=key, hint=hint)
 
     def build(self) -> TrustPolicy:

@@ -51,8 +51,12 @@ class MarkedDocument:
     lines: dict[FieldPath, int] = field(default_factory=dict)
     key_lines: dict[FieldPath, int] = field(default_factory=dict)
 
-    def line(self, path: FieldPath, *, key: bool = False) -> int:
-        """The line of ``path`` (its key's line with ``key``), else of its nearest parent."""
+    def line(self, path: FieldPath, *, key: bool = True) -> int:
+        """The line of ``path``'s key (of its value with ``key=False``), else of its nearest parent.
+
+        The key's line is where a reader looks for a field: a block mapping's value starts
+        on the line after its key.
+        """
         if key and path in self.key_lines:
             return self.key_lines[path]
         probe = path
@@ -67,7 +71,7 @@ class MarkedDocument:
         path: FieldPath,
         message: str,
         *,
-        key: bool = False,
+        key: bool = True,
         hint: str | None = None,
         at: FieldPath | None = None,
     ) -> UsageError:
