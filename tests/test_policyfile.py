@@ -733,6 +733,29 @@ def test_a_named_policy_that_does_not_exist_is_an_error(clean_env: Path, tmp_pat
         find_policy(None)
 
 
+def test_applicable_scope_combines_discovery_loading_and_matching(
+    clean_env: Path, tmp_path: Path, keys: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from oci_model_sign.policyfile import applicable_scope
+
+    nowhere = tmp_path / "no-system-policy.yaml"
+    assert applicable_scope("prod.io/m", system_path=nowhere) is None
+    monkeypatch.setenv("OMSIGN_POLICY", str(write(tmp_path, MODES)))
+    applied = applicable_scope("prod.io/m", system_path=nowhere)
+    assert applied is not None and applied.name == "prod.io" and applied.source == tmp_path / "policy.yaml"
+    assert applicable_scope("prod.io/m", "none", system_path=nowhere) is None
+
+
+def test_a_denied_decision_raises_a_verification_error(tmp_path: Path, keys: dict[str, str]) -> None:
+    from oci_model_sign.errors import VerificationError
+
+    scope = scope_of(policy(tmp_path, MODES), "prod.io/m")
+    with pytest.raises(VerificationError, match="the model has no verified signature") as info:
+        decide(scope, []).raise_if_denied()
+    assert info.value.exit_code == 8
+    decide(scope_of(policy(tmp_path, MODES), "staging.io/m"), []).raise_if_denied()  # warn: no raise
+
+
 # -- explain, check and the CLI ------------------------------------------------------------
 
 

@@ -4,7 +4,8 @@
 ``docs/policy.schema.json`` is its JSON Schema); ``TrustPolicy.scope_for`` picks the scope for
 a reference; ``ScopePolicy.authority_options`` gives the verifier its options, one set per
 authority; ``decide`` turns the verified signers into a verdict. ``find_policy`` says which
-file applies when none is named.
+file applies when none is named; ``applicable_scope`` does discovery, loading and matching
+in one call.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .model import (
     SignerInfo,
     TrustPolicy,
 )
+from .resolve import AppliedScope, applicable_scope
 from .schema import API_VERSION, SCHEMA
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "ENV_VAR",
     "SCHEMA",
     "SYSTEM_POLICY",
+    "AppliedScope",
     "AttestationRequirement",
     "Authority",
     "Decision",
@@ -36,6 +39,7 @@ __all__ = [
     "ScopePolicy",
     "SignerInfo",
     "TrustPolicy",
+    "applicable_scope",
     "check",
     "decide",
     "explain",

@@ -340,3 +340,10 @@ class Decision:
     @property
     def allowed(self) -> bool:
         return self.verdict != "deny"
+
+    def raise_if_denied(self) -> None:
+        """``VerificationError`` (exit code 8) with the reason when the verdict is deny."""
+        if self.verdict == "deny":
+            from ..errors import VerificationError
+
+            raise VerificationError(self.reason)
