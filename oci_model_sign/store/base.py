@@ -130,6 +130,7 @@ class StoreOptions:
 
     plain_http: bool | None = None  # None: automatic (loopback registries speak HTTP)
     insecure: bool = False  # HTTPS without certificate verification
+    ca_file: str | None = None
     username: str | None = None
     password: str | None = None
     docker_config: Path | None = None
