@@ -86,6 +86,12 @@ def ensure_can_sign(signer: Signer) -> None:
     token = getattr(signer, "_token", None)
     if callable(token):
         raw = token()  # explicit token, ambient CI credentials, or the browser flow
+        from sigstore.oidc import IdentityToken
+
+        try:
+            IdentityToken(raw)  # a JWT with the claims Fulcio needs, not yet expired
+        except Exception as exc:  # IdentityError or a JWT decoding error
+            raise InputError(f"the identity token is not usable: {exc}") from exc
         if hasattr(signer, "_raw_token"):
             signer._raw_token = raw
 
