@@ -96,6 +96,20 @@ def ensure_can_sign(signer: Signer) -> None:
             signer._raw_token = raw
 
 
+def check_login(registry: str, options: StoreOptions) -> None:
+    """Ask ``registry`` whether the credentials in ``options`` are accepted (``omsign login``).
+
+    Raises ``AuthError`` when they are refused; nothing is stored here.
+    """
+    store = open_store(parse_reference(f"{registry}/omsign-login-check"), options)
+    try:
+        check = getattr(store, "check_auth", None)
+        if callable(check):
+            check()
+    finally:
+        _close(store)
+
+
 def _close(store: Store) -> None:
     close = getattr(store, "close", None)
     if callable(close):
@@ -359,6 +373,7 @@ __all__ = [
     "PushResult",
     "SignResult",
     "VerificationError",
+    "check_login",
     "ensure_can_sign",
     "inspect",
     "pull",

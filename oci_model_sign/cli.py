@@ -595,24 +595,9 @@ def login(
         password = getpass.getpass("Password: ")
     options = _store_options(dataclasses.replace(reg, username=None, password_stdin=False))
     options.username, options.password = reg.username, password
-    _check_login(registry, options)
+    api.check_login(registry, options)
     path = save_credentials(registry, reg.username, password)
     typer.echo(f"Login succeeded; credentials stored in {path}", err=True)
-
-
-def _check_login(registry: str, options: Any) -> None:
-    from .reference import parse_reference
-    from .store import open_store
-
-    store = open_store(parse_reference(f"{registry}/omsign-login-check"), options)
-    try:
-        check = getattr(store, "check_auth", None)
-        if callable(check):
-            check()
-    finally:
-        close = getattr(store, "close", None)
-        if callable(close):
-            close()
 
 
 @command(example=("omsign logout ghcr.io",))
