@@ -40,7 +40,6 @@ PROG = "omsign"
 app = typer.Typer(
     name=PROG,
     help="Pack ML models as OCI artifacts, sign them with Sigstore, verify them on pull.",
-    no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
@@ -91,14 +90,19 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)
 def _root(
+    ctx: typer.Context,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
     ] = False,
 ) -> None:
     """Pack ML models as OCI artifacts, sign them with Sigstore, verify them on pull."""
+    if ctx.invoked_subcommand is None:  # a bare `omsign` is a usage error, whichever typer runs
+        raise UsageError(
+            "no command given", hint=f"run '{PROG} --help' for the commands, e.g. {PROG} push DIR REF"
+        )
 
 
 # -- from flags to library objects ------------------------------------------------------------
