@@ -737,6 +737,8 @@ def _exit(code: int) -> NoReturn:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning every failure into one line and an exit code."""
+    global _guard
+    _guard = InterruptGuard()  # one per run: nothing carries over between in-process calls
     _guard.install()
     try:
         code = _run(argv)
