@@ -3,8 +3,9 @@
 Every documented exit code (README "Exit codes"), usage errors as one line naming the flag,
 Ctrl-C during push and pull (a real SIGINT, staging folders removed, exit 130), a closed pipe,
 ``--version``, completion, help text with examples and panels, and ``--json`` documents with
-one key style and a ``schemaVersion``. These tests always start a new process: signals, exit
-codes and pipes are properties of a process, not of a function call.
+one key style and a ``schemaVersion``. These tests always start a new process, through the
+installed ``omsign`` console script when there is one (with this checkout's package first on
+``PYTHONPATH``): signals, exit codes and pipes are properties of a process, not of a call.
 """
 
 from __future__ import annotations
@@ -33,8 +34,23 @@ proxy = helpers.proxy
 README_EXIT_CODES = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 130}
 
 
+def _console_script() -> str | None:
+    """The ``omsign`` entry point pip installed beside this interpreter, else the one on PATH."""
+    for folder in (Path(sysconfig.get_path("scripts")), Path(sys.executable).parent):
+        if (folder / "omsign").exists():
+            return str(folder / "omsign")
+    return shutil.which("omsign")
+
+
+SCRIPT = _console_script()
+# The installed console script when there is one (what users run), else the module; either way
+# this checkout's package (PYTHONPATH) behind it.
+OMSIGN = [SCRIPT] if SCRIPT else [sys.executable, "-m", "oci_model_sign.cli"]
+
+
 def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
     env.update(helpers.FAST_ENV)
     env.pop("OMSIGN_DEBUG", None)
     env.pop("SIGSTORE_ID_TOKEN", None)
@@ -44,16 +60,16 @@ def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def omsign(*args: str | os.PathLike[str], env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """``omsign`` as a separate process (this checkout's package: cwd is the repository root)."""
+    """``omsign`` as a separate process, as a user starts it."""
     return subprocess.run(
-        [sys.executable, "-m", "oci_model_sign.cli", *map(str, args)],
+        [*OMSIGN, *map(str, args)],
         capture_output=True, text=True, env=_env(env), cwd=ROOT, timeout=timeout, stdin=subprocess.DEVNULL,
     )
 
 
 def start(*args: str | os.PathLike[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "oci_model_sign.cli", *map(str, args)],
+        [*OMSIGN, *map(str, args)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(env), cwd=ROOT,
         stdin=subprocess.DEVNULL,
     )
@@ -261,7 +277,7 @@ def test_sigint_during_pull_exits_130_and_removes_the_staging_folder(
 def test_inspect_into_a_closed_pipe_exits_quietly(layout: str) -> None:
     """The reader is gone before omsign writes (``omsign inspect … | head`` with head done)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "oci_model_sign.cli", "inspect", layout],
+        [*OMSIGN, "inspect", layout],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), cwd=ROOT, stdin=subprocess.DEVNULL,
     )
     assert proc.stdout is not None and proc.stderr is not None
@@ -274,7 +290,7 @@ def test_inspect_into_a_closed_pipe_exits_quietly(layout: str) -> None:
 
 
 def test_inspect_piped_into_head_prints_no_error(layout: str) -> None:
-    shell = f"set -o pipefail; {sys.executable} -m oci_model_sign.cli inspect {layout} | head -n 1"
+    shell = f"set -o pipefail; {' '.join(OMSIGN)} inspect {layout} | head -n 1"
     proc = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, env=_env(), cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
@@ -481,29 +497,17 @@ def test_json_keys_are_documented() -> None:
 
 
 # -- the installed console script ---------------------------------------------------------------------
-def _console_script() -> str | None:
-    found = shutil.which("omsign")
-    if found:
-        return found
-    candidate = Path(sysconfig.get_path("scripts")) / "omsign"
-    if candidate.exists():
-        return str(candidate)
-    candidate = Path(sys.executable).parent / "omsign"
-    return str(candidate) if candidate.exists() else None
-
-
-def test_the_installed_console_script_keeps_the_contract() -> None:
-    script = _console_script()
-    if script is None:
+def test_the_tests_above_ran_the_installed_console_script() -> None:
+    """Every test here goes through ``omsign`` as pip installed it, when it is installed."""
+    if SCRIPT is None:
         pytest.skip("no omsign console script installed (pip install -e .)")
-    env = _env({"PYTHONPATH": str(ROOT)})  # this checkout's package behind the installed entry point
-    version = subprocess.run([script, "--version"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+    assert OMSIGN == [SCRIPT]
+    version = subprocess.run([SCRIPT, "--version"], capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=60)
     assert version.returncode == 0 and version.stdout.startswith("omsign ")
-    usage = subprocess.run([script, "push", "--bogus"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
-    assert usage.returncode == 2
-    assert error_lines(usage.stderr) and "--bogus" in error_lines(usage.stderr)[0]
-    bare = subprocess.run([script], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
-    assert bare.returncode == 2
+    here = subprocess.run(
+        [SCRIPT, "push", "--bogus"], capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=60
+    )
+    assert here.returncode == 2 and "--bogus" in error_lines(here.stderr)[0]
 
 
 # -- the Python API ----------------------------------------------------------------------------------
