@@ -16,6 +16,7 @@ from .store import open_store
 from .store.base import Store, StoreOptions
 
 if TYPE_CHECKING:  # the engines load on first use: `omsign sign` needs none of them
+    from .model.pack import PackOptions
     from .progress import Reporter
     from .signing.signers import Signer
     from .transfer import PullResult, PushResult
@@ -34,7 +35,7 @@ def push(
     ref: str | Reference,
     *,
     options: StoreOptions | None = None,
-    pack_options: Any = None,
+    pack_options: PackOptions | None = None,
     use_cache: bool = True,
     reporter: Reporter | None = None,
     mount_from: list[str] | None = None,
