@@ -90,7 +90,8 @@ class InterruptGuard:
             if self._exiting:
                 return
             self._exiting = True
-        self.cleanup()
+        with contextlib.suppress(Exception):  # the exit must happen even if cleaning up fails
+            self.cleanup()
         with contextlib.suppress(OSError, ValueError):
             sys.stderr.write("omsign: interrupted\n")
             sys.stderr.flush()
