@@ -84,6 +84,17 @@ def _silence_stdout() -> None:
         pass
 
 
+def _stdout_gone() -> bool:
+    """True once typer or rich has found stdout's reader gone: each swaps stdout for a sink
+    (click's ``PacifyFlushWrapper``, or ``/dev/null`` on the descriptor) and exits 1."""
+    if type(sys.stdout).__name__ == "PacifyFlushWrapper":
+        return True
+    try:
+        return os.path.samestat(os.fstat(sys.stdout.fileno()), os.stat(os.devnull))
+    except (OSError, ValueError):
+        return False
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"{PROG} {__version__}")
@@ -776,6 +787,11 @@ def _run(argv: list[str] | None) -> int:
     except BrokenPipeError:
         _silence_stdout()
         return 0
+    except SystemExit as stop:
+        if stop.code == 1 and _stdout_gone():  # typer or rich met a closed pipe (--help | head)
+            _silence_stdout()
+            return 0
+        raise
     except Exception as exc:  # a bug: say so in one line, keep the traceback for debugging
         if _guard.interrupted:
             return 130

@@ -274,10 +274,10 @@ def test_sigint_during_pull_exits_130_and_removes_the_staging_folder(
 
 
 # -- a closed pipe -----------------------------------------------------------------------------------
-def test_inspect_into_a_closed_pipe_exits_quietly(layout: str) -> None:
-    """The reader is gone before omsign writes (``omsign inspect … | head`` with head done)."""
+def _into_a_closed_pipe(*args: str) -> tuple[int, str]:
+    """Run omsign with a stdout whose reader is gone before it writes (``… | head``, head done)."""
     proc = subprocess.Popen(
-        [*OMSIGN, "inspect", layout],
+        [*OMSIGN, *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), cwd=ROOT, stdin=subprocess.DEVNULL,
     )
     assert proc.stdout is not None and proc.stderr is not None
@@ -285,8 +285,17 @@ def test_inspect_into_a_closed_pipe_exits_quietly(layout: str) -> None:
     err = proc.stderr.read().decode()
     proc.wait(timeout=60)
     proc.stderr.close()
-    assert proc.returncode == 0, err
-    assert err == ""
+    return proc.returncode, err
+
+
+@pytest.mark.parametrize("json_out", [False, True], ids=["text", "json"])
+def test_inspect_into_a_closed_pipe_exits_quietly(layout: str, json_out: bool) -> None:
+    code, err = _into_a_closed_pipe("inspect", layout, *(["--json"] if json_out else []))
+    assert (code, err) == (0, "")
+
+
+def test_help_into_a_closed_pipe_exits_quietly() -> None:
+    assert _into_a_closed_pipe("push", "--help") == (0, "")
 
 
 def test_inspect_piped_into_head_prints_no_error(layout: str) -> None:
