@@ -6,14 +6,16 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NODE_STAMP := tests/sigstore_local/node_modules/.installed
 
-.PHONY: all demo test lint typecheck fuzz bench bench-memory reliability-report clean system-deps node-deps venv
+.PHONY: all demo test test-latest constraints lint typecheck fuzz bench bench-memory reliability-report clean system-deps node-deps venv
 
 all: test
 
-$(STAMP): pyproject.toml
+# The tests run against the exact versions in constraints.txt (what the suite last passed with);
+# pyproject.toml holds the ranges users get. `make test-latest` tries the newest the ranges allow.
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,bench]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[test,bench]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -42,6 +44,21 @@ node-deps:
 test: $(STAMP) system-deps node-deps
 	$(PY) -m pytest -q
 
+# A fresh venv with the newest releases pyproject.toml allows (no constraints), then the suite:
+# drift in a dependency shows here before users meet it.
+LATEST_VENV := .venv-latest
+test-latest: system-deps node-deps
+	rm -rf $(LATEST_VENV)
+	$(PYTHON) -m venv $(LATEST_VENV)
+	$(LATEST_VENV)/bin/python -m pip install -q --upgrade pip
+	$(LATEST_VENV)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e '.[test,bench]'
+	$(LATEST_VENV)/bin/python -m pip list --format=freeze > $(LATEST_VENV)/versions.txt
+	$(LATEST_VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
+
+# Regenerate constraints.txt from the current venv (after `make test-latest` passed).
+constraints: $(STAMP)
+	$(PY) scripts/freeze_constraints.py constraints.txt
+
 lint: $(STAMP)
 	$(PY) -m ruff check oci_model_sign tests bench
 	$(PY) -m mypy
@@ -63,4 +80,4 @@ reliability-report: $(STAMP) system-deps node-deps
 	$(PY) -m pytest -q -p tests.reliability_report
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LATEST_VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -16,8 +16,12 @@ from .store import open_store
 from .store.base import Store, StoreOptions
 
 if TYPE_CHECKING:  # the engines load on first use: `omsign sign` needs none of them
+    from .model.pack import PackOptions
     from .progress import Reporter
+    from .signing.signers import Signer
     from .transfer import PullResult, PushResult
+    from .verify.policy import Policy
+    from .verify.result import VerificationResult
 
 MODEL_SIG_NAME = "model.sig"
 
@@ -31,7 +35,7 @@ def push(
     ref: str | Reference,
     *,
     options: StoreOptions | None = None,
-    pack_options: Any = None,
+    pack_options: PackOptions | None = None,
     use_cache: bool = True,
     reporter: Reporter | None = None,
     mount_from: list[str] | None = None,
@@ -65,6 +69,48 @@ def push(
         _close(store)
 
 
+def ensure_can_sign(signer: Signer) -> None:
+    """Fail now, not after an upload, if ``signer`` cannot sign: a key that does not load or
+    decrypt, or keyless signing without any identity token.
+
+    ``push --sign`` calls this before it uploads or tags anything. A signer may offer a
+    ``ready()`` method that does the check; otherwise a key signer's key is loaded and a keyless
+    signer's token looked up (and kept, so an interactive sign-in happens once).
+    """
+    ready = getattr(signer, "ready", None)
+    if callable(ready):
+        ready()
+        return
+    if hasattr(type(signer), "key"):
+        _ = signer.key  # type: ignore[attr-defined]  # loads and decrypts, raising InputError
+        return
+    token = getattr(signer, "_token", None)
+    if callable(token):
+        raw = token()  # explicit token, ambient CI credentials, or the browser flow
+        from sigstore.oidc import IdentityToken
+
+        try:
+            IdentityToken(raw)  # a JWT with the claims Fulcio needs, not yet expired
+        except Exception as exc:  # IdentityError or a JWT decoding error
+            raise InputError(f"the identity token is not usable: {exc}") from exc
+        if hasattr(signer, "_raw_token"):
+            signer._raw_token = raw
+
+
+def check_login(registry: str, options: StoreOptions) -> None:
+    """Ask ``registry`` whether the credentials in ``options`` are accepted (``omsign login``).
+
+    Raises ``AuthError`` when they are refused; nothing is stored here.
+    """
+    store = open_store(parse_reference(f"{registry}/omsign-login-check"), options)
+    try:
+        check = getattr(store, "check_auth", None)
+        if callable(check):
+            check()
+    finally:
+        _close(store)
+
+
 def _close(store: Store) -> None:
     close = getattr(store, "close", None)
     if callable(close):
@@ -83,6 +129,12 @@ class InspectResult:
     legacy_signatures: int = 0
     annotations: dict[str, str] = field(default_factory=dict)
     manifest: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return (
+            f"InspectResult(reference={self.reference!r}, files={len(self.files)}, "
+            f"referrers={len(self.referrers)}, legacy_signatures={self.legacy_signatures})"
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -153,7 +205,7 @@ def pull(
     ref: str | Reference,
     dest: str | Path,
     *,
-    policy: Any = None,
+    policy: Policy | None = None,
     include: list[str] | None = None,
     options: StoreOptions | None = None,
     write_model_sig: bool = True,
@@ -211,6 +263,10 @@ class SignResult:
     signatures: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
+    def __repr__(self) -> str:
+        formats = ", ".join(str(s.get("format")) for s in self.signatures)
+        return f"SignResult(reference={self.reference!r}, signatures=[{formats}])"
+
     def to_json(self) -> dict[str, Any]:
         return {
             "reference": self.reference,
@@ -222,7 +278,7 @@ class SignResult:
 
 def sign(
     ref: str | Reference,
-    signer: Any,
+    signer: Signer,
     *,
     options: StoreOptions | None = None,
     annotations: dict[str, str] | None = None,
@@ -284,7 +340,7 @@ def sign(
         _close(store)
 
 
-def verify(ref: str | Reference, policy: Any, *, options: StoreOptions | None = None) -> Any:
+def verify(ref: str | Reference, policy: Policy, *, options: StoreOptions | None = None) -> VerificationResult:
     """Check the signatures of a model against ``policy``; returns a ``VerificationResult``.
 
     Never raises on a failed verification: callers look at ``result.ok`` (or call
@@ -312,6 +368,8 @@ __all__ = [
     "PushResult",
     "SignResult",
     "VerificationError",
+    "check_login",
+    "ensure_can_sign",
     "inspect",
     "pull",
     "push",

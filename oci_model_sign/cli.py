@@ -2,76 +2,137 @@
 
 No logic lives here. Every failure prints one line on stderr (``omsign: error: ...``) and
 exits with the code of its class (see ``errors.py`` and the README); a traceback is a bug and
-is shown only with ``OMSIGN_DEBUG=1``.
+is shown only with ``OMSIGN_DEBUG=1``. Options are defined once, in groups, in
+``cli_options.py``; what is printed is shaped in ``cli_output.py``.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
+import difflib
+import functools
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-from . import api
+from . import __version__, api
+from .cli_options import (
+    PACKING,
+    LocalPolicyArgs,
+    OutputArgs,
+    PackArgs,
+    PolicyArgs,
+    RegistryArgs,
+    SignerArgs,
+    TransferArgs,
+    grouped,
+)
+from .cli_output import human_size, print_json
 from .errors import OmsignError, UsageError
+from .interrupts import InterruptGuard
+
+PROG = "omsign"
 
 app = typer.Typer(
-    name="omsign",
+    name=PROG,
     help="Pack ML models as OCI artifacts, sign them with Sigstore, verify them on pull.",
-    no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
 )
 
-# -- shared options -------------------------------------------------------------------------
-PlainHttp = typer.Option(None, "--plain-http/--no-plain-http", help="Speak HTTP, not HTTPS (automatic for localhost/127.0.0.1).")
-Insecure = typer.Option(False, "--insecure", help="HTTPS without certificate verification.")
-Username = typer.Option(None, "--username", "-u", help="Registry user name.")
-PasswordStdin = typer.Option(False, "--password-stdin", help="Read the registry password from stdin.")
-Concurrency = typer.Option(4, "--concurrency", "-j", min=1, max=64, help="Blobs transferred in parallel.")
-JsonOut = typer.Option(False, "--json", help="Print the result as JSON on stdout.")
-ProgressOpt = typer.Option(None, "--progress/--no-progress", help="Progress bars (default: only on a terminal).")
-Annotations = typer.Option([], "-a", "--annotation", help="key=value, carried in the signed payload / required at verify.")
+_guard = InterruptGuard()
 
-# policy flags, named as cosign names them
-KeyPub = typer.Option(None, "--key", help="Public key (PEM) that must have signed.")
-CertIdentity = typer.Option(None, "--certificate-identity", help="Exact signer identity (certificate SAN).")
-CertIdentityRe = typer.Option(None, "--certificate-identity-regexp", help="Regexp the signer identity must match.")
-CertIssuer = typer.Option(None, "--certificate-oidc-issuer", help="Exact OIDC issuer of the signer's certificate.")
-CertIssuerRe = typer.Option(None, "--certificate-oidc-issuer-regexp", help="Regexp the OIDC issuer must match.")
-CertChain = typer.Option(None, "--certificate-chain", help="Intermediate certificates (PEM) for --ca-roots.")
-CaRoots = typer.Option(None, "--ca-roots", help="Root certificates (PEM) a signing certificate must chain to.")
-IgnoreTlog = typer.Option(False, "--insecure-ignore-tlog", help="Accept signatures without a transparency-log entry.")
-Offline = typer.Option(False, "--offline", help="Use the embedded Sigstore trust root; no network.")
-TrustConfig = typer.Option(None, "--trust-config", help="Trusted root or ClientTrustConfig JSON (private Sigstore).")
-Staging = typer.Option(False, "--staging", help="Trust Sigstore's staging instance.")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _fail(error: OmsignError) -> NoReturn:
-    typer.echo(f"omsign: error: {error.one_line()}", err=True)
-    raise typer.Exit(error.exit_code)
+def _example(*lines: str) -> str:
+    return "[b]Examples[/b]\n\n" + "\n\n".join(f"  {line}" for line in lines)
 
 
-def _store_options(
-    plain_http: bool | None, insecure: bool, username: str | None, password_stdin: bool, concurrency: int = 4
-) -> Any:
+def command(name: str | None = None, *, example: tuple[str, ...]) -> Callable[[F], F]:
+    """``app.command`` with grouped options, an example in ``--help``, and a quiet closed pipe."""
+
+    def decorate(fn: F) -> F:
+        expanded = grouped(fn)
+
+        @functools.wraps(expanded)
+        def run(**kwargs: Any) -> Any:
+            try:
+                return expanded(**kwargs)
+            except BrokenPipeError:
+                _silence_stdout()
+                raise typer.Exit(0) from None
+
+        app.command(name, epilog=_example(*example))(run)
+        return fn
+
+    return decorate
+
+
+def _silence_stdout() -> None:
+    """The reader went away (``| head``): drop what is still buffered, exit without noise."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def _stdout_gone() -> bool:
+    """True once typer or rich has found stdout's reader gone: each swaps stdout for a sink
+    (click's ``PacifyFlushWrapper``, or ``/dev/null`` on the descriptor) and exits 1."""
+    if type(sys.stdout).__name__ == "PacifyFlushWrapper":
+        return True
+    try:
+        return os.path.samestat(os.fstat(sys.stdout.fileno()), os.stat(os.devnull))
+    except (OSError, ValueError):
+        return False
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"{PROG} {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    ctx: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Pack ML models as OCI artifacts, sign them with Sigstore, verify them on pull."""
+    if ctx.invoked_subcommand is None:  # a bare `omsign` is a usage error, whichever typer runs
+        raise UsageError(
+            "no command given", hint=f"run '{PROG} --help' for the commands, e.g. {PROG} push DIR REF"
+        )
+
+
+# -- from flags to library objects ------------------------------------------------------------
+def _store_options(reg: RegistryArgs, concurrency: int = 4) -> Any:
     from .store.base import StoreOptions
 
     password = None
-    if password_stdin:
+    if reg.password_stdin:
+        if not reg.username:
+            raise UsageError("--password-stdin needs --username")
         password = sys.stdin.readline().rstrip("\r\n")
         if not password:
             raise UsageError("--password-stdin was given but stdin held no password")
-        if not username:
-            raise UsageError("--password-stdin needs --username")
     env_user, env_pass = os.environ.get("OMSIGN_USERNAME"), os.environ.get("OMSIGN_REGISTRY_PASSWORD")
     return StoreOptions(
-        plain_http=plain_http,
-        insecure=insecure,
-        username=username or env_user,
+        plain_http=reg.plain_http,
+        insecure=reg.insecure,
+        ca_file=str(reg.ca_file) if reg.ca_file is not None else None,
+        username=reg.username or env_user,
         password=password if password is not None else env_pass,
         concurrency=concurrency,
     )
@@ -82,13 +143,9 @@ def _annotations(values: list[str]) -> dict[str, str]:
     for item in values:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise UsageError(f"annotation {item!r} is not key=value")
+            raise UsageError(f"annotation {item!r} is not key=value", hint="e.g. -a env=prod")
         out[key] = value
     return out
-
-
-def _print_json(value: Any) -> None:
-    typer.echo(json.dumps(value, indent=2, sort_keys=False))
 
 
 def _reporter(enabled: bool | None, total: int, label: str) -> Any:
@@ -177,57 +234,75 @@ def _policy(
     )
 
 
-# -- commands -------------------------------------------------------------------------------
-@app.command()
-def push(
-    model_dir: Path = typer.Argument(..., help="The model folder (or a single file)."),
-    reference: str = typer.Argument(..., help="registry/repo:tag, or oci:PATH[:TAG]."),
-    ignore: list[str] = typer.Option([], "--ignore", help="Path or glob to leave out (repeatable)."),
-    pack_dir: list[str] = typer.Option([], "--pack-dir", help="Folder packed as one tar layer (repeatable)."),
-    compress: str = typer.Option("none", "--compress", help="Compression of --pack-dir layers: none or zstd."),
-    allow_symlinks: bool = typer.Option(False, "--allow-symlinks", help="Follow symlinks that stay inside the folder."),
-    media_types: str = typer.Option("modelpack", "--media-types", help="Layer media-type convention: modelpack or oras."),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Re-hash every file (ignore the digest cache)."),
-    mount_from: list[str] = typer.Option([], "--mount-from", help="Repository on the same registry to mount blobs from (repeatable)."),
-    sign: bool = typer.Option(False, "--sign", help="Sign the pushed manifest (see omsign sign)."),
-    key: Path | None = typer.Option(None, "--key", help="With --sign: private key file."),
-    certificate: Path | None = typer.Option(None, "--certificate"),
-    certificate_chain: list[Path] = typer.Option([], "--certificate-chain"),
-    identity_token: str | None = typer.Option(None, "--identity-token"),
-    trust_config: Path | None = TrustConfig,
-    staging: bool = Staging,
-    annotation: list[str] = Annotations,
-    plain_http: bool | None = PlainHttp,
-    insecure: bool = Insecure,
-    username: str | None = Username,
-    password_stdin: bool = PasswordStdin,
-    concurrency: int = Concurrency,
-    json_out: bool = JsonOut,
-    progress: bool | None = ProgressOpt,
-) -> None:
-    """Pack a model folder (one layer per file, CNCF ModelPack) and push it."""
-    options = _store_options(plain_http, insecure, username, password_stdin, concurrency)
-    pack = _pack_options(ignore, pack_dir, compress, allow_symlinks, media_types)
-    signer = _signer(key, certificate, certificate_chain, identity_token, staging, trust_config) if sign else None
-    _run_push(
-        model_dir, reference, pack, options, no_cache, progress, json_out, signer, _annotations(annotation),
-        mount_from=list(mount_from),
+def _signer_from(args: SignerArgs, *, background: bool = False) -> Any:
+    return _signer(
+        args.key, args.certificate, list(args.certificate_chain), args.identity_token, args.staging,
+        args.trust_config, background=background,
     )
 
 
-def _pack_options(
-    ignore: list[str], pack_dir: list[str], compress: str, allow_symlinks: bool, media_types: str
-) -> Any:
+def _policy_from(args: LocalPolicyArgs, *, ignore_tlog: bool, annotations: dict[str, str]) -> Any:
+    return _policy(
+        args.key, args.certificate_identity, args.certificate_identity_regexp, args.certificate_oidc_issuer,
+        args.certificate_oidc_issuer_regexp, args.certificate_chain, args.ca_roots, ignore_tlog,
+        args.offline, args.trust_config, args.staging, annotations,
+    )
+
+
+def _pack_options(args: PackArgs) -> Any:
     from .model.pack import PackOptions
 
-    if compress not in ("none", "zstd"):
-        raise UsageError(f"--compress must be none or zstd, not {compress!r}")
+    if args.compress not in ("none", "zstd"):
+        raise UsageError(f"--compress must be none or zstd, not {args.compress!r}")
     return PackOptions(
-        ignore=list(ignore),
-        allow_symlinks=allow_symlinks,
-        pack_dirs=list(pack_dir),
-        compress="zstd" if compress == "zstd" else None,
-        media_types=media_types,
+        ignore=list(args.ignore),
+        allow_symlinks=args.allow_symlinks,
+        pack_dirs=list(args.pack_dir),
+        compress="zstd" if args.compress == "zstd" else None,
+        media_types=args.media_types,
+    )
+
+
+# -- commands -------------------------------------------------------------------------------
+ModelDir = Annotated[Path, typer.Argument(metavar="DIR", help="The model folder (or a single file).", show_default=False)]
+
+
+@command(
+    example=(
+        "omsign push ./my-model registry.example.com/models/my-model:v1",
+        "COSIGN_PASSWORD=... omsign push --sign --key cosign.key ./my-model localhost:5000/m:v1",
+    )
+)
+def push(
+    model_dir: ModelDir,
+    reference: Annotated[str, typer.Argument(metavar="REF", help="registry/repo:tag, or oci:PATH[:TAG].", show_default=False)],
+    *,
+    pack: PackArgs,
+    mount_from: Annotated[
+        list[str],
+        typer.Option(
+            "--mount-from", metavar="REPO", help="Repository on the same registry to mount blobs from (repeatable).",
+            rich_help_panel=PACKING,
+        ),
+    ] = [],  # noqa: B006 - typer reads the default, nothing mutates it
+    sign: Annotated[
+        bool, typer.Option("--sign", help="Sign the pushed manifest (see omsign sign --help).", rich_help_panel="Signing")
+    ] = False,
+    signing: SignerArgs,
+    reg: RegistryArgs,
+    transfer: TransferArgs,
+    out: OutputArgs,
+) -> None:
+    """Pack a model folder (one layer per file, CNCF ModelPack) and push it."""
+    options = _store_options(reg, transfer.concurrency)
+    pack_options = _pack_options(pack)
+    annotations = _annotations(signing.annotation)
+    signer = _signer_from(signing) if sign else None
+    if signer is not None:
+        api.ensure_can_sign(signer)  # a wrong password or no token fails before any upload
+    _run_push(
+        model_dir, reference, pack_options, options, pack.no_cache, transfer.progress, out.json_out, signer,
+        annotations, mount_from=list(mount_from),
     )
 
 
@@ -251,19 +326,19 @@ def _run_push(
         )
     finally:
         reporter.close()
-    out: dict[str, Any] = result.to_json()
+    doc: dict[str, Any] = result.to_json()
     if signer is not None:
         try:
             signed = api.sign(result.reference, signer, options=options, annotations=annotations)
         finally:
             signer.close()
-        out["signing"] = signed.to_json()
+        doc["signing"] = signed.to_json()
     if json_out:
-        _print_json(out)
+        print_json(doc)
         return
     uploaded = sum(1 for layer in result.layers if layer.uploaded)
     typer.echo(
-        f"pushed {len(result.layers)} files ({uploaded} uploaded, {_human(result.uploaded_bytes)}) to {reference}",
+        f"pushed {len(result.layers)} files ({uploaded} uploaded, {human_size(result.uploaded_bytes)}) to {reference}",
         err=True,
     )
     if signer is not None:
@@ -271,18 +346,14 @@ def _run_push(
     typer.echo(result.digest)
 
 
-@app.command()
+@command(example=("omsign pack ./my-model oci:./store:v1",))
 def pack(
-    model_dir: Path = typer.Argument(..., help="The model folder."),
-    reference: str = typer.Argument(..., help="oci:PATH[:TAG] of the on-disk layout to write."),
-    ignore: list[str] = typer.Option([], "--ignore"),
-    pack_dir: list[str] = typer.Option([], "--pack-dir"),
-    compress: str = typer.Option("none", "--compress"),
-    allow_symlinks: bool = typer.Option(False, "--allow-symlinks"),
-    media_types: str = typer.Option("modelpack", "--media-types"),
-    no_cache: bool = typer.Option(False, "--no-cache"),
-    json_out: bool = JsonOut,
-    progress: bool | None = ProgressOpt,
+    model_dir: ModelDir,
+    reference: Annotated[str, typer.Argument(metavar="LAYOUT", help="oci:PATH[:TAG] of the on-disk layout to write.", show_default=False)],
+    *,
+    pack: PackArgs,
+    transfer: TransferArgs,
+    out: OutputArgs,
 ) -> None:
     """Write a model into an on-disk OCI image layout, offline."""
     from .reference import parse_reference
@@ -293,51 +364,51 @@ def pack(
             f"pack writes an on-disk layout: use oci:PATH[:TAG], not {reference!r}",
             hint="use omsign push for registries",
         )
-    pack = _pack_options(ignore, pack_dir, compress, allow_symlinks, media_types)
-    _run_push(model_dir, reference, pack, StoreOptions(), no_cache, progress, json_out, None, {})
+    pack_options = _pack_options(pack)
+    _run_push(
+        model_dir, reference, pack_options, StoreOptions(concurrency=transfer.concurrency), pack.no_cache,
+        transfer.progress, out.json_out, None, {},
+    )
 
 
-@app.command()
+@command(
+    example=(
+        "omsign pull localhost:5000/models/m:v1 ./model",
+        "omsign pull --verify --key cosign.pub --insecure-ignore-tlog registry.example.com/models/m:v1 ./model",
+    )
+)
 def pull(
-    reference: str = typer.Argument(..., help="registry/repo:tag[@digest] or oci:PATH[:TAG]."),
-    dest: Path = typer.Argument(..., help="Folder to place the model in (created if missing)."),
-    include: list[str] = typer.Option([], "--include", help="Only files matching this glob (repeatable)."),
-    verify: bool = typer.Option(False, "--verify", help="Verify the signature before downloading (needs a policy)."),
-    key: Path | None = KeyPub,
-    certificate_identity: str | None = CertIdentity,
-    certificate_identity_regexp: str | None = CertIdentityRe,
-    certificate_oidc_issuer: str | None = CertIssuer,
-    certificate_oidc_issuer_regexp: str | None = CertIssuerRe,
-    certificate_chain: Path | None = CertChain,
-    ca_roots: Path | None = CaRoots,
-    insecure_ignore_tlog: bool = IgnoreTlog,
-    offline: bool = Offline,
-    trust_config: Path | None = TrustConfig,
-    staging: bool = Staging,
-    annotation: list[str] = Annotations,
-    no_model_signing_bundle: bool = typer.Option(False, "--no-model-signing-bundle", help="Do not write model.sig."),
-    plain_http: bool | None = PlainHttp,
-    insecure: bool = Insecure,
-    username: str | None = Username,
-    password_stdin: bool = PasswordStdin,
-    concurrency: int = Concurrency,
-    json_out: bool = JsonOut,
-    progress: bool | None = ProgressOpt,
+    reference: Annotated[str, typer.Argument(metavar="REF", help="registry/repo:tag[@digest] or oci:PATH[:TAG].", show_default=False)],
+    dest: Annotated[Path, typer.Argument(metavar="DEST", help="Folder to place the model in (created if missing).", show_default=False)],
+    *,
+    include: Annotated[
+        list[str], typer.Option("--include", metavar="PAT", help="Only files matching this glob (repeatable).")
+    ] = [],  # noqa: B006
+    verify: Annotated[
+        bool,
+        typer.Option("--verify", help="Verify the signature before downloading (needs a policy).", rich_help_panel="Policy"),
+    ] = False,
+    policy_args: PolicyArgs,
+    no_model_signing_bundle: Annotated[
+        bool,
+        typer.Option(
+            "--no-model-signing-bundle", help="Do not write model.sig after a verified pull.", rich_help_panel="Output"
+        ),
+    ] = False,
+    reg: RegistryArgs,
+    transfer: TransferArgs,
+    out: OutputArgs,
 ) -> None:
     """Pull a model; every layer is checked against its digest before files are placed."""
-    options = _store_options(plain_http, insecure, username, password_stdin, concurrency)
+    options = _store_options(reg, transfer.concurrency)
     policy = None
-    has_policy = any(
-        x is not None
-        for x in (key, certificate_identity, certificate_identity_regexp, certificate_oidc_issuer, certificate_oidc_issuer_regexp, certificate_chain, ca_roots)
-    )
-    if verify or has_policy:
-        policy = _policy(
-            key, certificate_identity, certificate_identity_regexp, certificate_oidc_issuer,
-            certificate_oidc_issuer_regexp, certificate_chain, ca_roots, insecure_ignore_tlog,
-            offline, trust_config, staging, _annotations(annotation),
+    if verify or policy_args.given():
+        policy = _policy_from(
+            policy_args, ignore_tlog=policy_args.insecure_ignore_tlog,
+            annotations=_annotations(policy_args.annotation),
         )
-    reporter = _reporter(progress, 0, f"pull {reference}")
+    _guard.watch(Path(os.path.abspath(dest)).parent)  # Ctrl-C removes our staging folder there
+    reporter = _reporter(transfer.progress, 0, f"pull {reference}")
     try:
         result = api.pull(
             reference, dest, policy=policy, include=list(include) or None, options=options,
@@ -345,124 +416,114 @@ def pull(
         )
     finally:
         reporter.close()
-    if json_out:
-        _print_json(result.to_json())
-    else:
-        if result.verification is not None:
-            typer.echo(result.verification.summary(), err=True)
-        typer.echo(f"pulled {len(result.files)} files ({_human(result.downloaded_bytes)}) into {dest}", err=True)
-        typer.echo(result.digest)
+    if out.json_out:
+        print_json(result.to_json())
+        return
+    if result.verification is not None:
+        typer.echo(result.verification.summary(), err=True)
+    typer.echo(f"pulled {len(result.files)} files ({human_size(result.downloaded_bytes)}) into {dest}", err=True)
+    typer.echo(result.digest)
 
 
-@app.command()
+@command(example=("omsign inspect localhost:5000/models/m:v1", "omsign inspect --json oci:./store:v1 | jq .files"))
 def inspect(
-    reference: str = typer.Argument(...),
-    plain_http: bool | None = PlainHttp,
-    insecure: bool = Insecure,
-    username: str | None = Username,
-    password_stdin: bool = PasswordStdin,
-    json_out: bool = JsonOut,
+    reference: Annotated[str, typer.Argument(metavar="REF", help="registry/repo:tag[@digest] or oci:PATH[:TAG].", show_default=False)],
+    *,
+    reg: RegistryArgs,
+    out: OutputArgs,
 ) -> None:
     """Show a model's manifest, files, sizes, media types and signatures (no download)."""
-    options = _store_options(plain_http, insecure, username, password_stdin)
-    result = api.inspect(reference, options=options)
-    if json_out:
-        _print_json(result.to_json())
-        return
-    from rich.console import Console
-    from rich.table import Table
+    from .cli_output import inspect_lines, print_inspect_table
 
-    console = Console()
-    console.print(f"[bold]{result.reference}[/bold]")
-    console.print(f"artifactType: {result.artifact_type}   manifest: {result.size} bytes")
-    table = Table("path", "size", "media type", "digest")
-    for f in result.files:
-        table.add_row(f["path"], _human(f["size"]), f["mediaType"], f["digest"][:19] + "…")
-    console.print(table)
-    if result.referrers:
-        refs = Table("referrer", "artifact type", "predicate")
-        for r in result.referrers:
-            refs.add_row(r["digest"][:19] + "…", r["artifactType"] or "", r["annotations"].get("dev.sigstore.bundle.predicateType", ""))
-        console.print(refs)
-    else:
-        console.print("no referrers")
-    if result.legacy_signatures:
-        console.print(f"legacy .sig signatures: {result.legacy_signatures}")
+    result = api.inspect(reference, options=_store_options(reg))
+    if out.json_out:
+        print_json(result.to_json())
+    elif sys.stdout.isatty():
+        print_inspect_table(result)
+    else:  # a pipe or a file: plain lines, full digests, nothing cut to a terminal width
+        sys.stdout.write("\n".join(inspect_lines(result)) + "\n")
+        sys.stdout.flush()
 
 
-@app.command()
+@command(
+    example=(
+        "omsign sign --key cosign.key localhost:5000/models/m:v1",
+        "SIGSTORE_ID_TOKEN=$(cat token) omsign sign registry.example.com/models/m:v1",
+    )
+)
 def sign(
-    reference: str = typer.Argument(..., help="The model to sign (a tag is resolved to its digest once)."),
-    key: Path | None = typer.Option(None, "--key", help="Private key (cosign.key or PEM); keyless when absent."),
-    certificate: Path | None = typer.Option(None, "--certificate", help="Signing certificate for --key (PKI)."),
-    certificate_chain: list[Path] = typer.Option([], "--certificate-chain", help="Intermediate/root certificates."),
-    identity_token: str | None = typer.Option(None, "--identity-token", help="OIDC token for keyless signing."),
-    staging: bool = typer.Option(False, "--staging", help="Use Sigstore's staging instance."),
-    trust_config: Path | None = typer.Option(None, "--trust-config", help="ClientTrustConfig JSON of a private Sigstore."),
-    format: str = typer.Option("bundle", "--format", help="bundle (cosign v3), legacy (.sig tag) or both."),
-    annotation: list[str] = Annotations,
-    output_bundle: Path | None = typer.Option(None, "--output-bundle", help="Also write the cosign bundle here."),
-    no_model_signing_bundle: bool = typer.Option(False, "--no-model-signing-bundle"),
-    plain_http: bool | None = PlainHttp,
-    insecure: bool = Insecure,
-    username: str | None = Username,
-    password_stdin: bool = PasswordStdin,
-    json_out: bool = JsonOut,
+    reference: Annotated[
+        str, typer.Argument(metavar="REF", help="The model to sign (a tag is resolved to its digest once).", show_default=False)
+    ],
+    *,
+    signing: SignerArgs,
+    format: Annotated[
+        str,
+        typer.Option(
+            "--format", metavar="bundle|legacy|both", help="bundle (cosign v3 referrer), legacy (.sig tag) or both.",
+            rich_help_panel="Signing",
+        ),
+    ] = "bundle",
+    output_bundle: Annotated[
+        Path | None,
+        typer.Option("--output-bundle", metavar="FILE", help="Also write the cosign bundle here.", rich_help_panel="Output"),
+    ] = None,
+    no_model_signing_bundle: Annotated[
+        bool,
+        typer.Option(
+            "--no-model-signing-bundle", help="Attach only the cosign signature, not the model-signing one.",
+            rich_help_panel="Signing",
+        ),
+    ] = False,
+    reg: RegistryArgs,
+    out: OutputArgs,
 ) -> None:
     """Sign a model's manifest digest and attach the signature as an OCI referrer."""
-    options = _store_options(plain_http, insecure, username, password_stdin)
-    signer = _signer(key, certificate, certificate_chain, identity_token, staging, trust_config, background=True)
+    options = _store_options(reg)
+    annotations = _annotations(signing.annotation)
+    signer = _signer_from(signing, background=True)
     try:
         result = api.sign(
-            reference, signer, options=options, annotations=_annotations(annotation), format=format,
+            reference, signer, options=options, annotations=annotations, format=format,
             model_signing_bundle=not no_model_signing_bundle, output_bundle=output_bundle,
         )
     finally:
         close = getattr(signer, "close", None)
         if callable(close):
             close()
-    if json_out:
-        _print_json(result.to_json())
-    else:
-        for note in result.notes:
-            typer.echo(f"note: {note}", err=True)
-        typer.echo(f"signed {result.reference} ({', '.join(s['format'] for s in result.signatures)})", err=True)
-        typer.echo(result.digest)
+    if out.json_out:
+        print_json(result.to_json())
+        return
+    for note in result.notes:
+        typer.echo(f"note: {note}", err=True)
+    typer.echo(f"signed {result.reference} ({', '.join(s['format'] for s in result.signatures)})", err=True)
+    typer.echo(result.digest)
 
 
-@app.command()
+@command(
+    example=(
+        "omsign verify --key cosign.pub --insecure-ignore-tlog localhost:5000/models/m:v1",
+        "omsign verify --certificate-identity ci@example.com "
+        "--certificate-oidc-issuer https://token.actions.githubusercontent.com registry.example.com/models/m:v1",
+    )
+)
 def verify(
-    reference: str = typer.Argument(...),
-    key: Path | None = KeyPub,
-    certificate_identity: str | None = CertIdentity,
-    certificate_identity_regexp: str | None = CertIdentityRe,
-    certificate_oidc_issuer: str | None = CertIssuer,
-    certificate_oidc_issuer_regexp: str | None = CertIssuerRe,
-    certificate_chain: Path | None = CertChain,
-    ca_roots: Path | None = CaRoots,
-    insecure_ignore_tlog: bool = IgnoreTlog,
-    offline: bool = Offline,
-    trust_config: Path | None = TrustConfig,
-    staging: bool = Staging,
-    annotation: list[str] = Annotations,
-    plain_http: bool | None = PlainHttp,
-    insecure: bool = Insecure,
-    username: str | None = Username,
-    password_stdin: bool = PasswordStdin,
-    json_out: bool = JsonOut,
+    reference: Annotated[str, typer.Argument(metavar="REF", help="registry/repo:tag[@digest] or oci:PATH[:TAG].", show_default=False)],
+    *,
+    policy_args: PolicyArgs,
+    reg: RegistryArgs,
+    out: OutputArgs,
 ) -> None:
     """Check that a model carries a signature satisfying the policy (no model download)."""
-    options = _store_options(plain_http, insecure, username, password_stdin)
-    policy = _policy(
-        key, certificate_identity, certificate_identity_regexp, certificate_oidc_issuer,
-        certificate_oidc_issuer_regexp, certificate_chain, ca_roots, insecure_ignore_tlog, offline,
-        trust_config, staging, _annotations(annotation),
+    options = _store_options(reg)
+    policy = _policy_from(
+        policy_args, ignore_tlog=policy_args.insecure_ignore_tlog, annotations=_annotations(policy_args.annotation)
     )
     result = api.verify(reference, policy, options=options)
-    if json_out:
-        _print_json(result.to_dict())
+    if out.json_out:
+        print_json(result.to_dict())
     result.raise_if_failed()  # the one-line error names the closest candidate
-    if not json_out:
+    if not out.json_out:
         for c in result.candidates:
             mark = "ok  " if c.ok else "fail"
             typer.echo(f"  {mark} {c.kind} {c.source}: {c.reason}", err=True)
@@ -470,44 +531,45 @@ def verify(
         typer.echo(result.subject_digest)
 
 
-@app.command("verify-local")
+@command("verify-local", example=("omsign verify-local ./model --key cosign.pub",))
 def verify_local(
-    model_dir: Path = typer.Argument(..., help="A model folder, e.g. one written by omsign pull."),
-    signature: Path = typer.Option(None, "--signature", help="model-signing bundle (default DIR/model.sig)."),
-    key: Path | None = KeyPub,
-    certificate_identity: str | None = CertIdentity,
-    certificate_identity_regexp: str | None = CertIdentityRe,
-    certificate_oidc_issuer: str | None = CertIssuer,
-    certificate_oidc_issuer_regexp: str | None = CertIssuerRe,
-    certificate_chain: Path | None = CertChain,
-    ca_roots: Path | None = CaRoots,
-    offline: bool = Offline,
-    trust_config: Path | None = TrustConfig,
-    staging: bool = Staging,
-    ignore: list[str] = typer.Option([], "--ignore"),
-    json_out: bool = JsonOut,
+    model_dir: Annotated[
+        Path, typer.Argument(metavar="DIR", help="A model folder, e.g. one written by omsign pull.", show_default=False)
+    ],
+    *,
+    signature: Annotated[
+        Path | None,
+        typer.Option("--signature", metavar="FILE", help="model-signing bundle (default DIR/model.sig)."),
+    ] = None,
+    policy_args: LocalPolicyArgs,
+    ignore: Annotated[
+        list[str], typer.Option("--ignore", metavar="PAT", help="Path to leave out of the check (repeatable).")
+    ] = [],  # noqa: B006
+    allow_symlinks: Annotated[
+        bool, typer.Option("--allow-symlinks", help="Hash the targets of symlinks (as model_signing --allow_symlinks).")
+    ] = False,
+    out: OutputArgs,
 ) -> None:
     """Verify a local model folder against a model-signing signature (offline)."""
     from .verify.local import verify_local as _verify_local
 
-    policy = _policy(
-        key, certificate_identity, certificate_identity_regexp, certificate_oidc_issuer,
-        certificate_oidc_issuer_regexp, certificate_chain, ca_roots, True, offline, trust_config,
-        staging, {},
-    )
+    policy = _policy_from(policy_args, ignore_tlog=True, annotations={})
     sig = signature or (model_dir / api.MODEL_SIG_NAME)
-    result = _verify_local(model_dir, sig, policy, ignore_paths=list(ignore))
-    if json_out:
-        _print_json(result.to_dict())
+    result = _verify_local(model_dir, sig, policy, ignore_paths=list(ignore), allow_symlinks=allow_symlinks)
+    if out.json_out:
+        print_json(result.to_dict())
     result.raise_if_failed()
-    if not json_out:
+    if not out.json_out:
         typer.echo(result.summary(), err=True)
 
 
-@app.command("generate-key-pair")
+@command("generate-key-pair", example=("COSIGN_PASSWORD=... omsign generate-key-pair --output-key-prefix release",))
 def generate_key_pair(
-    output_prefix: str = typer.Option("cosign", "--output-key-prefix", help="Writes PREFIX.key and PREFIX.pub."),
-    directory: Path = typer.Option(Path("."), "--dir", help="Folder to write the keys in."),
+    *,
+    output_prefix: Annotated[
+        str, typer.Option("--output-key-prefix", metavar="PREFIX", help="Writes PREFIX.key and PREFIX.pub.")
+    ] = "cosign",
+    directory: Annotated[Path, typer.Option("--dir", metavar="DIR", help="Folder to write the keys in.")] = Path("."),
 ) -> None:
     """Write an encrypted cosign.key and cosign.pub (cosign's format, ECDSA P-256)."""
     import getpass
@@ -527,18 +589,18 @@ def generate_key_pair(
     typer.echo(f"Public key written to {pub_path}", err=True)
 
 
-@app.command()
+@command(example=("echo \"$TOKEN\" | omsign login ghcr.io -u me --password-stdin",))
 def login(
-    registry: str = typer.Argument(..., help="Registry host, e.g. ghcr.io or 127.0.0.1:5000."),
-    username: str = typer.Option(..., "--username", "-u"),
-    password_stdin: bool = typer.Option(False, "--password-stdin"),
-    plain_http: bool | None = PlainHttp,
-    insecure: bool = Insecure,
+    registry: Annotated[str, typer.Argument(metavar="HOST", help="Registry host, e.g. ghcr.io or 127.0.0.1:5000.", show_default=False)],
+    *,
+    reg: RegistryArgs,
 ) -> None:
     """Check credentials against a registry and store them in ~/.docker/config.json."""
     from .store.auth import save_credentials
 
-    if password_stdin:
+    if not reg.username:
+        raise UsageError("login needs --username", hint=f"e.g. omsign login {registry} -u USER --password-stdin")
+    if reg.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         import getpass
@@ -546,30 +608,17 @@ def login(
         if not sys.stdin.isatty():
             raise UsageError("no password", hint="pass --password-stdin")
         password = getpass.getpass("Password: ")
-    options = _store_options(plain_http, insecure, None, False)
-    options.username, options.password = username, password
-    _check_login(registry, options)
-    path = save_credentials(registry, username, password)
+    options = _store_options(dataclasses.replace(reg, username=None, password_stdin=False))
+    options.username, options.password = reg.username, password
+    api.check_login(registry, options)
+    path = save_credentials(registry, reg.username, password)
     typer.echo(f"Login succeeded; credentials stored in {path}", err=True)
 
 
-def _check_login(registry: str, options: Any) -> None:
-    from .reference import parse_reference
-    from .store import open_store
-
-    store = open_store(parse_reference(f"{registry}/omsign-login-check"), options)
-    try:
-        check = getattr(store, "check_auth", None)
-        if callable(check):
-            check()
-    finally:
-        close = getattr(store, "close", None)
-        if callable(close):
-            close()
-
-
-@app.command()
-def logout(registry: str = typer.Argument(...)) -> None:
+@command(example=("omsign logout ghcr.io",))
+def logout(
+    registry: Annotated[str, typer.Argument(metavar="HOST", help="Registry host whose credentials to remove.", show_default=False)],
+) -> None:
     """Remove stored credentials for a registry."""
     from .store.auth import remove_credentials
 
@@ -577,42 +626,180 @@ def logout(registry: str = typer.Argument(...)) -> None:
     typer.echo(f"{'Removed' if removed else 'No'} credentials for {registry}", err=True)
 
 
-def _human(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{n} B"
+# -- errors -----------------------------------------------------------------------------------
+def _parser_errors() -> tuple[type[BaseException], ...]:
+    """The command-line parser's exception types, whichever click typer runs on.
+
+    typer 0.29 carries its own copy of click (``typer.TyperException`` at the root); older
+    releases raise the ``click`` package's. Both are matched so an upgrade cannot turn a typo
+    into an "internal error" again.
+    """
+    kinds: list[type[BaseException]] = []
+    vendored = getattr(typer, "TyperException", None)
+    if isinstance(vendored, type) and issubclass(vendored, BaseException):
+        kinds.append(vendored)
+    try:
+        import click
+    except ImportError:  # typer >= 0.29 does not need it
+        pass
+    else:
+        kinds.append(click.ClickException)
+    return tuple(kinds)
+
+
+def _aborts() -> tuple[type[BaseException], ...]:
+    kinds: list[type[BaseException]] = [typer.Abort]
+    try:
+        import click
+    except ImportError:
+        pass
+    else:
+        kinds.append(click.exceptions.Abort)
+    return tuple(kinds)
+
+
+def _suggest(word: str, choices: list[str], cutoff: float = 0.6) -> str | None:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
+def _usage(ctx: Any, where: str) -> str:
+    params = getattr(getattr(ctx, "command", None), "params", []) or []
+    args = [
+        str(getattr(p, "metavar", None) or p.name).upper()
+        for p in params
+        if getattr(p, "param_type_name", "") == "argument"
+    ]
+    return " ".join([where, "[OPTIONS]", *args])
+
+
+def _options_of(ctx: Any) -> list[str]:
+    names: list[str] = []
+    for param in getattr(getattr(ctx, "command", None), "params", []) or []:
+        names += [*getattr(param, "opts", []), *getattr(param, "secondary_opts", [])]
+    return [n for n in names if n.startswith("-")]
+
+
+def usage_line(exc: BaseException) -> str:
+    """One line naming what was wrong on the command line and how to fix it."""
+    try:
+        return _usage_line(exc)
+    except Exception:  # a parser error shaped unlike the ones known: its own words
+        return " ".join(str(getattr(exc, "message", "") or exc).split())
+
+
+def _usage_line(exc: BaseException) -> str:
+    ctx = getattr(exc, "ctx", None)
+    where = getattr(ctx, "command_path", None) or PROG
+    see = f"see '{where} --help'"
+    kind = type(exc).__name__
+    message = str(getattr(exc, "message", "") or exc)
+    if kind == "NoArgsIsHelpError" or (ctx is not None and kind == "UsageError" and not message.strip()):
+        if where == PROG:
+            return f"no command given (run '{PROG} --help' for the commands, e.g. {PROG} push DIR REF)"
+        return f"'{where}' needs arguments ({see})"
+    if kind == "NoSuchOption":
+        option = str(getattr(exc, "option_name", "") or message)
+        possible = list(getattr(exc, "possibilities", None) or [])
+        guess = possible[0] if possible else _suggest(option, _options_of(ctx), 0.7)
+        hint = f"did you mean {guess}? {see}" if guess else see
+        return f"'{where}' has no option {option} ({hint})"
+    if kind == "MissingParameter":
+        param = getattr(exc, "param", None)
+        if param is not None and getattr(param, "param_type_name", "") == "argument":
+            what = f"missing argument {str(getattr(param, 'metavar', None) or param.name).upper()}"
+        elif param is not None:
+            what = f"missing option {'/'.join(param.opts)}"
+        else:
+            what = message.rstrip(".")
+        return f"{what} for '{where}' (usage: {_usage(ctx, where)}; {see})"
+    if kind in ("BadParameter", "BadOptionUsage", "BadArgumentUsage"):
+        param = getattr(exc, "param", None)
+        names = "/".join(getattr(param, "opts", []) or []) if param is not None else ""
+        label = names or str(getattr(exc, "param_hint", "") or "")
+        text = message.rstrip(".")
+        return f"invalid value for {label}: {text} ({see})" if label else f"{text} ({see})"
+    if message.startswith("No such command"):
+        name = message.split("'")[1] if message.count("'") >= 2 else ""
+        commands: list[str] = []
+        if ctx is not None:
+            try:
+                commands = list(ctx.command.list_commands(ctx))
+            except Exception:  # a parser without a command list: no suggestion
+                commands = []
+        guess = _suggest(name, commands) if name else None
+        hint = f"did you mean '{PROG} {guess}'? " if guess else ""
+        return f"unknown command '{name}' ({hint}run '{PROG} --help' for the commands)"
+    text = " ".join(getattr(exc, "format_message", lambda: message)().split())
+    return f"{text.rstrip('.')} ({see})"
+
+
+def _say(line: str, prefix: str = "omsign: error") -> None:
+    try:
+        sys.stderr.write(f"{prefix}: {line}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _exit(code: int) -> NoReturn:
+    sys.exit(code)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the app, turning every omsign error into one line and an exit code."""
+    """Entry point: run the app, turning every failure into one line and an exit code."""
+    global _guard
+    _guard = InterruptGuard()  # one per run: nothing carries over between in-process calls
+    _guard.install()
     try:
-        app(args=argv, standalone_mode=False)
-    except OmsignError as exc:
-        try:
-            _fail(exc)
-        except typer.Exit as stop:
-            sys.exit(stop.exit_code)
-    except typer.Exit as stop:
-        sys.exit(stop.exit_code)
-    except KeyboardInterrupt:
-        typer.echo("omsign: interrupted", err=True)
-        sys.exit(130)
-    except Exception as exc:  # a bug: say so in one line, keep the traceback for debugging
-        import click
+        code = _run(argv)
+    finally:
+        _guard.restore()
+    if _guard.interrupted:
+        _interrupted()
+    _exit(code)
 
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(2)
-        if isinstance(exc, click.exceptions.Abort):
-            typer.echo("omsign: aborted", err=True)
-            sys.exit(130)
+
+def _interrupted() -> NoReturn:
+    """Staging folders go, the process ends with 130 even if worker threads are still blocked."""
+    _guard.exit_now()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _run(argv: list[str] | None) -> int:
+    try:
+        rv = app(args=argv, prog_name=PROG, standalone_mode=False)
+    except OmsignError as exc:
+        if _guard.interrupted:
+            return 130
+        _say(exc.one_line())
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except _parser_errors() as exc:
+        if int(getattr(exc, "exit_code", 2)) != 2:  # e.g. a file the parser could not open
+            _say(" ".join(str(exc).split()))
+            return 3
+        _say(usage_line(exc))
+        return 2
+    except _aborts():
+        return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return 0
+    except SystemExit as stop:
+        if stop.code == 1 and _stdout_gone():  # typer or rich met a closed pipe (--help | head)
+            _silence_stdout()
+            return 0
+        raise
+    except Exception as exc:  # a bug: say so in one line, keep the traceback for debugging
+        if _guard.interrupted:
+            return 130
         if os.environ.get("OMSIGN_DEBUG"):
             raise
-        typer.echo(f"omsign: internal error: {type(exc).__name__}: {exc} (set OMSIGN_DEBUG=1 for details)", err=True)
-        sys.exit(1)
+        _say(f"{type(exc).__name__}: {exc} (set OMSIGN_DEBUG=1 for details)", prefix="omsign: internal error")
+        return 1
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":

@@ -18,7 +18,11 @@ code  class                  meaning
 7     IntegrityError         bytes do not match their digest/size; unsafe content
 8     VerificationError      no signature satisfies the policy
 9     LimitError             a configured limit was exceeded (hostile input)
+130   (Ctrl-C)               interrupted; staging folders removed (cli.py)
 ====  =====================  ==================================================
+
+Usage errors found by the command-line parser itself (unknown option, missing argument) are
+mapped to 2 in ``cli.py`` as well.
 """
 
 from __future__ import annotations
@@ -73,18 +77,3 @@ class VerificationError(OmsignError):
 class LimitError(OmsignError):
     exit_code = 9
 
-
-EXIT_CODES: dict[str, int] = {
-    cls.__name__: cls.exit_code
-    for cls in (
-        OmsignError,
-        UsageError,
-        InputError,
-        RegistryError,
-        AuthError,
-        NotFoundError,
-        IntegrityError,
-        VerificationError,
-        LimitError,
-    )
-}

@@ -85,13 +85,14 @@ class RichReporter:
             self._progress.update(task_id, advance=n)
             self._progress.update(self._total, advance=n)
 
-        self._tasks[id(advance)] = task_id
+        with self._lock:
+            self._tasks[id(advance)] = task_id
         return advance
 
     def done(self, progress: Progress) -> None:
-        task_id = self._tasks.pop(id(progress), None)
-        if task_id is not None:
-            with self._lock:
+        with self._lock:
+            task_id = self._tasks.pop(id(progress), None)
+            if task_id is not None:
                 self._progress.remove_task(task_id)
 
     def set_total(self, total: int) -> None:

@@ -83,6 +83,9 @@ class PushResult:
     def descriptor(self) -> Descriptor:
         return Descriptor(self.media_type, self.digest, self.size)
 
+    def __repr__(self) -> str:  # no manifest bytes, no list of every layer
+        return f"PushResult(reference={self.reference!r}, layers={len(self.layers)}, uploaded_bytes={self.uploaded_bytes})"
+
     def to_json(self) -> dict[str, Any]:
         return {
             "reference": self.reference,
@@ -103,6 +106,13 @@ class PullResult:
     files: list[LayerResult] = field(default_factory=list)
     downloaded_bytes: int = 0
     verification: Any = None
+
+    def __repr__(self) -> str:
+        verified = "" if self.verification is None else f", verified={bool(self.verification.ok)}"
+        return (
+            f"PullResult(reference={self.reference!r}, destination={self.destination!r}, "
+            f"files={len(self.files)}{verified})"
+        )
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {

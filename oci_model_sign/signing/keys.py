@@ -435,7 +435,7 @@ def generate_key_pair(
         if existing.exists():
             raise InputError(
                 f"{existing} already exists: refusing to overwrite it",
-                hint="move it away or choose another --output-prefix",
+                hint="move it away or choose another --output-key-prefix",
             )
     key = ec.generate_private_key(ec.SECP256R1())
     key_pem = encrypt_cosign_key(key, password)
