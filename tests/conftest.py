@@ -73,6 +73,25 @@ def private_registry() -> Iterator[registry_server.RegistryServer]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def session_keypairs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path]]:
+    """Two cosign key pairs (password ``pw``) made once by ``omsign generate-key-pair``.
+
+    Backs ``tests.helpers.keypair``/``other_keypair``: defined here so that every module
+    importing those fixtures shares these two pairs rather than making its own.
+    """
+    from tests.helpers import assert_ok, run_cli
+
+    root = tmp_path_factory.mktemp("session-keys")
+    pairs: dict[str, tuple[Path, Path]] = {}
+    for name in ("keys", "other-keys"):
+        keys = root / name
+        keys.mkdir()
+        assert_ok(run_cli("generate-key-pair", "--dir", keys, env={"OMSIGN_PASSWORD": "pw"}))
+        pairs[name] = (keys / "cosign.key", keys / "cosign.pub")
+    return pairs
+
+
 @pytest.fixture
 def repo(registry: registry_server.RegistryServer) -> str:
     """A fresh repository name on the shared registry: ``127.0.0.1:PORT/test/<uuid>``."""
