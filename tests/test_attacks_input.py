@@ -26,6 +26,7 @@ from tests.helpers import (
     assert_untouched,
     make_model,
     run_cli,
+    run_cli_subprocess,
     verify_args,
 )
 
@@ -80,10 +81,11 @@ def test_missing_model_folder_is_an_input_error(repo: str, tmp_path: Path) -> No
 def test_fifo_in_the_model_folder_is_refused_without_blocking(
     registry: registry_server.RegistryServer, repo: str, tmp_path: Path
 ) -> None:
-    """A named pipe would block a naive reader forever: refused (exit 3), nothing tagged."""
+    """A named pipe would block a naive reader forever: refused (exit 3), nothing tagged.
+    In a child process, so that a reader stuck on the pipe is killed by the timeout."""
     model = make_model(tmp_path / "m")
     os.mkfifo(model / "pipe")
-    assert_cli_error(run_cli("push", model, f"{repo}:v1", timeout=60), 3)
+    assert_cli_error(run_cli_subprocess("push", model, f"{repo}:v1", timeout=60), 3)
     assert not _tag_exists(registry, repo, "v1")
 
 
