@@ -38,7 +38,10 @@ import types
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tests.helpers import CliResult
 
 PACKAGE = "oci_model_sign"
 
@@ -65,14 +68,14 @@ def run_in_process(
     input: str | None = None,
     cwd: Path | str | None = None,
     timeout: float | None = None,
-) -> Any:
+) -> CliResult:
     """``(returncode, stdout, stderr)`` as a ``tests.helpers.CliResult``.
 
     ``timeout`` raises ``subprocess.TimeoutExpired`` like ``subprocess.run`` (SIGALRM, so only
     when called from the main thread; a blocked call is interrupted, the CLI's own clean-up
     runs on the way out).
     """
-    from tests.helpers import CliResult
+    from tests.helpers import CliResult  # at run time: tests.helpers imports this module
 
     with _LOCK:
         code, out, err = _run_locked(argv, env, input, cwd, timeout)
@@ -135,7 +138,7 @@ def _cli_module() -> types.ModuleType:
 @contextlib.contextmanager
 def _std_streams(stdin: io.TextIOBase, stdout: io.TextIOBase, stderr: io.TextIOBase) -> Iterator[None]:
     saved = sys.stdin, sys.stdout, sys.stderr
-    sys.stdin, sys.stdout, sys.stderr = stdin, stdout, stderr  # type: ignore[assignment]
+    sys.stdin, sys.stdout, sys.stderr = stdin, stdout, stderr
     try:
         yield
     finally:
@@ -254,12 +257,17 @@ class _ModuleState:
         for module, names in self.modules:
             current = vars(module)
             for key in [k for k in current if k not in names]:
-                del current[key]
+                if not isinstance(current[key], types.ModuleType):  # a submodule imported late stays
+                    del current[key]
             for key, value in names.items():
                 if current.get(key, _MISSING) is not value:
                     current[key] = value
         for container, contents in self.containers:
-            if container != contents:
+            try:
+                unchanged = bool(container == contents)
+            except Exception:  # elements that refuse comparison: put them back regardless
+                unchanged = False
+            if not unchanged:
                 container.clear()
                 if isinstance(container, dict):
                     container.update(contents)

@@ -187,7 +187,8 @@ class RawRegistry:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.client = httpx.Client(base_url=url, timeout=60)
+        # Plain HTTP on 127.0.0.1: no CA bundle to load (that alone costs ~20 ms of CPU a client).
+        self.client = httpx.Client(base_url=url, timeout=60, verify=False)
 
     def close(self) -> None:
         self.client.close()
