@@ -101,13 +101,21 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 20.
 
 
 def start(
-    *, auth: bool = False, token: bool = False, username: str = "omsign", password: str = "s3cret-pass"
+    *,
+    auth: bool = False,
+    token: bool = False,
+    username: str = "omsign",
+    password: str = "s3cret-pass",
+    tmpdir: str | os.PathLike[str] | None = None,
 ) -> RegistryServer:
     """Start a registry; with ``auth`` it demands Basic credentials (htpasswd, bcrypt), with
-    ``token`` Bearer tokens from a token service on 127.0.0.1 (``tests.token_server``)."""
+    ``token`` Bearer tokens from a token service on 127.0.0.1 (``tests.token_server``).
+
+    Storage goes in a fresh folder under ``tmpdir`` (default: the system's temp folder).
+    """
     if not available():
         raise RuntimeError("docker-registry is not installed (apt-get install docker-registry)")
-    workdir = Path(tempfile.mkdtemp(prefix="omsign-registry-"))
+    workdir = Path(tempfile.mkdtemp(prefix="omsign-registry-", dir=tmpdir))
     root = workdir / "storage"
     root.mkdir()
     port = free_port()
