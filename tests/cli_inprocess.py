@@ -14,7 +14,7 @@ and put back afterwards:
 - warnings filtered as a fresh interpreter filters them, and printed to the captured stderr;
 - the exit code from ``SystemExit`` (or 0), an escaping exception printed as a traceback with
   exit code 1, as the interpreter would;
-- afterwards: signal handlers, umask, recursion limit, and the module globals of
+- afterwards: signal handlers, umask, recursion limit, exception hooks, and the module globals of
   ``oci_model_sign`` (rebound names, contents of module-level dicts/lists/sets, lru caches)
   restored, so no call sees state an earlier one left behind.
 
@@ -173,6 +173,7 @@ def _process_state(
     saved_umask = os.umask(0o022)
     os.umask(saved_umask)
     saved_recursion = sys.getrecursionlimit()
+    saved_hooks = sys.excepthook, threading.excepthook  # typer installs its own on every call
     modules = _ModuleState()
     os.environ.clear()
     os.environ.update(env)
@@ -195,6 +196,7 @@ def _process_state(
         _restore_signals(saved_signals)
         os.umask(saved_umask)
         sys.setrecursionlimit(saved_recursion)
+        sys.excepthook, threading.excepthook = saved_hooks
 
 
 _MISSING = object()

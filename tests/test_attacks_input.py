@@ -78,6 +78,7 @@ def test_missing_model_folder_is_an_input_error(repo: str, tmp_path: Path) -> No
     assert_cli_error(run_cli("push", tmp_path / "nope", f"{repo}:v1"), 3)
 
 
+@pytest.mark.subprocess
 def test_fifo_in_the_model_folder_is_refused_without_blocking(
     registry: registry_server.RegistryServer, repo: str, tmp_path: Path
 ) -> None:
@@ -109,6 +110,7 @@ def test_symlink_pointing_outside_the_folder_is_refused_even_when_allowed(
     assert not _tag_exists(registry, repo, "v1")
 
 
+@pytest.mark.subprocess
 def test_unreadable_file_is_an_input_error(
     registry: registry_server.RegistryServer, repo: str, tmp_path: Path
 ) -> None:

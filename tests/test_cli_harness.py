@@ -45,6 +45,7 @@ CASES: dict[str, list[str]] = {
 }
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_in_process_run_matches_a_child_process(case: str, layout: Path) -> None:
     args = [a.format(layout=layout) for a in CASES[case]]
@@ -53,6 +54,7 @@ def test_in_process_run_matches_a_child_process(case: str, layout: Path) -> None
     assert (here.returncode, here.stdout, here.stderr) == (child.returncode, child.stdout, child.stderr)
 
 
+@pytest.mark.subprocess
 def test_pack_json_matches_a_child_process(tmp_path: Path) -> None:
     """The same model packed twice: identical output but for the layout path."""
     child = run_cli_subprocess("pack", "--json", TESTDATA / "tiny-model", f"oci:{tmp_path / 'a'}:v1")
@@ -73,12 +75,12 @@ def test_stdin_is_fed_and_is_not_a_terminal(tmp_path: Path) -> None:
 
 
 def test_environment_cwd_and_streams_are_restored(tmp_path: Path) -> None:
-    before = (dict(os.environ), os.getcwd(), sys.stdin, sys.stdout, sys.stderr, list(sys.argv))
+    before = (dict(os.environ), os.getcwd(), sys.stdin, sys.stdout, sys.stderr, list(sys.argv), sys.excepthook)
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)}
     res = run_cli("logout", "example.invalid", env={"OMSIGN_PROBE": "1", "HOME": str(tmp_path)})
     assert_ok(res)
     assert "OMSIGN_PROBE" not in os.environ
-    assert (dict(os.environ), os.getcwd(), sys.stdin, sys.stdout, sys.stderr, list(sys.argv)) == before
+    assert (dict(os.environ), os.getcwd(), sys.stdin, sys.stdout, sys.stderr, list(sys.argv), sys.excepthook) == before
     assert {s: signal.getsignal(s) for s in handlers} == handlers
 
 
@@ -113,6 +115,7 @@ def test_module_state_left_by_a_call_is_undone(monkeypatch: pytest.MonkeyPatch) 
     assert probe.cached.cache_info().currsize == 0
 
 
+@pytest.mark.subprocess
 def test_an_exit_code_from_a_real_process_matches(tmp_path: Path) -> None:
     """The documented exit code arrives through a real process exit, not only in-process."""
     child = run_cli_subprocess("push", tmp_path / "nope", f"oci:{tmp_path / 'lay'}:v1")
