@@ -50,9 +50,10 @@ def _ms_verify(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture
-def cosign_key(tmp_path: Path) -> tuple[Path, Path]:
-    return keys.generate_key_pair(tmp_path / "keys", b"pw")
+@pytest.fixture(scope="module")
+def cosign_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """One pair for the module (scrypt makes each cost a fraction of a second); read-only."""
+    return keys.generate_key_pair(tmp_path_factory.mktemp("keys"), b"pw")
 
 
 def _bundle(raw: bytes) -> dict[str, Any]:
