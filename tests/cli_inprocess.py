@@ -18,6 +18,10 @@ and put back afterwards:
   ``oci_model_sign`` (rebound names, contents of module-level dicts/lists/sets, lru caches)
   restored, so no call sees state an earlier one left behind.
 
+Not reproduced: threads a command leaves running are not waited for (a child waits for its
+non-daemon threads and kills daemon ones at exit); output written to the file descriptors
+directly, not through ``sys.stdout``/``sys.stderr``, is not captured.
+
 What cannot be faked here stays in a real child (``tests.helpers.run_cli_subprocess`` and
 ``start_cli``): signals, kill -9, closed pipes, concurrent processes, another user, rlimits.
 """
