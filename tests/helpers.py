@@ -5,6 +5,12 @@ The attack tests speak to the registry with plain httpx when they play the attac
 registry or middlebox is free to store and serve anything), and through the real ``omsign``
 CLI when they play the user, so what is asserted is what a user sees: one line on stderr,
 the documented exit code, and no stray bytes on disk.
+
+``run_cli`` runs the CLI in the test process, set up as a fresh ``python -m
+oci_model_sign.cli`` would be (``tests/cli_inprocess.py``; ``tests/test_cli_harness.py``
+checks it against a child). Tests about the process itself (signals, kill -9, concurrent
+processes, another user, a timeout that must kill) use ``run_cli_subprocess`` or
+``start_cli`` and carry ``@pytest.mark.subprocess``.
 """
 
 from __future__ import annotations
