@@ -55,6 +55,17 @@ def test_in_process_run_matches_a_child_process(case: str, layout: Path) -> None
 
 
 @pytest.mark.subprocess
+@pytest.mark.parametrize("args", [["--help"], ["inspect", "oci:{layout}:v1"]], ids=["help", "inspect-table"])
+def test_terminal_width_from_the_environment_matches_a_child_process(args: list[str], layout: Path) -> None:
+    """``COLUMNS`` given for one call is what rich sees in that call."""
+    argv = [a.format(layout=layout) for a in args]
+    child = run_cli_subprocess(*argv, env={"COLUMNS": "60"})
+    here = run_cli(*argv, env={"COLUMNS": "60"})
+    assert (here.returncode, here.stdout, here.stderr) == (child.returncode, child.stdout, child.stderr)
+    assert max(len(line) for line in here.stdout.splitlines()) <= 60
+
+
+@pytest.mark.subprocess
 def test_pack_json_matches_a_child_process(tmp_path: Path) -> None:
     """The same model packed twice: identical output but for the layout path."""
     child = run_cli_subprocess("pack", "--json", TESTDATA / "tiny-model", f"oci:{tmp_path / 'a'}:v1")
