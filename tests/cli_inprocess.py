@@ -9,7 +9,7 @@ and put back afterwards:
   program name click derives from ``__main__`` set as ``python -m`` sets them (usage texts
   name ``python -m oci_model_sign.cli``, exactly as in a child);
 - stdin fed from ``input`` (never a terminal), stdout/stderr captured as text with a child's
-  encodings and newline translation, so rich and click see a pipe: plain, uncoloured, 80
+  encoding, error handlers and newline translation (decoded as ``subprocess.run`` decodes), so rich and click see a pipe: plain, uncoloured, 80
   columns unless ``COLUMNS`` says otherwise;
 - warnings filtered as a fresh interpreter filters them, and printed to the captured stderr;
 - the exit code from ``SystemExit`` (or 0), an escaping exception printed as a traceback with
@@ -90,10 +90,11 @@ def _run_locked(
     argv: list[str], env: dict[str, str], input: str | None, cwd: Path | str | None, timeout: float | None
 ) -> tuple[int, str, str]:
     cli = _cli_module()
-    stdin = io.TextIOWrapper(io.BytesIO((input or "").encode("utf-8")), encoding="utf-8")
+    encoding = getattr(sys.__stdout__, "encoding", None) or "utf-8"  # a child's, from the same locale
+    stdin = io.TextIOWrapper(io.BytesIO((input or "").encode(encoding)), encoding=encoding, errors=_errors(sys.__stdin__))
     out_bytes, err_bytes = io.BytesIO(), io.BytesIO()
-    stdout = io.TextIOWrapper(out_bytes, encoding="utf-8", errors="strict", line_buffering=False, write_through=True)
-    stderr = io.TextIOWrapper(err_bytes, encoding="utf-8", errors="backslashreplace", write_through=True)
+    stdout = io.TextIOWrapper(out_bytes, encoding=encoding, errors=_errors(sys.__stdout__), write_through=True)
+    stderr = io.TextIOWrapper(err_bytes, encoding=encoding, errors="backslashreplace", write_through=True)
     code = 0
     with _process_state(argv, env, cwd, cli), _std_streams(stdin, stdout, stderr), _fresh_warnings(env):
         try:
@@ -105,18 +106,29 @@ def _run_locked(
             import subprocess
 
             raise subprocess.TimeoutExpired(["omsign", *argv], timeout or 0.0) from None
+        except KeyboardInterrupt:  # Ctrl-C meant for the test run, not for this command
+            raise
         except BaseException:  # what an interpreter does with an exception nobody caught
             traceback.print_exc(file=stderr)
             code = 1
         finally:
             stdout.flush()
             stderr.flush()
-    return code, _text(out_bytes.getvalue()), _text(err_bytes.getvalue(), "backslashreplace")
+    return code, _text(out_bytes.getvalue()), _text(err_bytes.getvalue())
 
 
-def _text(data: bytes, errors: str = "strict") -> str:
-    """What ``subprocess.run(text=True)`` hands back: decoded, universal newlines."""
-    return data.decode("utf-8", errors).replace("\r\n", "\n").replace("\r", "\n")
+def _errors(stream: object) -> str:
+    """A child's error handler for its standard streams: what this interpreter chose for its
+    own from the same locale (``surrogateescape`` under C.UTF-8, ``strict`` otherwise)."""
+    errors = getattr(stream, "errors", None)
+    return errors if isinstance(errors, str) else "strict"
+
+
+def _text(data: bytes) -> str:
+    """What ``subprocess.run(text=True)`` hands back: decoded strictly, universal newlines."""
+    import locale
+
+    return data.decode(locale.getpreferredencoding(False)).replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _exit_code(stop: SystemExit, stderr: io.TextIOWrapper) -> int:
