@@ -51,7 +51,8 @@ def _start(auth: bool, token: bool = False) -> registry_server.RegistryServer:
         if os.environ.get("CI"):
             pytest.fail("docker-registry is missing in CI: `make test` should have installed it")
         pytest.skip("docker-registry not installed")
-    return registry_server.start(auth=auth, token=token, tmpdir=_memory_tmpdir())
+    registry_server.TMPDIR = _memory_tmpdir()
+    return registry_server.start(auth=auth, token=token)
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,10 @@ import httpx
 
 BINARY = "docker-registry"
 
+# Where ``start`` makes each registry's folder; None is the system's temp folder. The test
+# fixtures choose memory when there is room (tests/conftest.py); benchmarks stay on disk.
+TMPDIR: str | None = None
+
 
 def available() -> bool:
     return shutil.which(BINARY) is not None
@@ -100,21 +104,13 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 20.
 
 
 def start(
-    *,
-    auth: bool = False,
-    token: bool = False,
-    username: str = "omsign",
-    password: str = "s3cret-pass",
-    tmpdir: str | os.PathLike[str] | None = None,
+    *, auth: bool = False, token: bool = False, username: str = "omsign", password: str = "s3cret-pass"
 ) -> RegistryServer:
     """Start a registry; with ``auth`` it demands Basic credentials (htpasswd, bcrypt), with
-    ``token`` Bearer tokens from a token service on 127.0.0.1 (``tests.token_server``).
-
-    Storage goes in a fresh folder under ``tmpdir`` (default: the system's temp folder).
-    """
+    ``token`` Bearer tokens from a token service on 127.0.0.1 (``tests.token_server``)."""
     if not available():
         raise RuntimeError("docker-registry is not installed (apt-get install docker-registry)")
-    workdir = Path(tempfile.mkdtemp(prefix="omsign-registry-", dir=tmpdir))
+    workdir = Path(tempfile.mkdtemp(prefix="omsign-registry-", dir=TMPDIR))
     root = workdir / "storage"
     root.mkdir()
     port = free_port()
