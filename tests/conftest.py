@@ -29,11 +29,29 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     monkeypatch.delenv("COSIGN_PASSWORD", raising=False)
 
 
+def _memory_tmpdir(min_free: int = 2 << 30) -> str | None:
+    """/dev/shm when it is a usable tmpfs with room to spare, else None (the system default).
+
+    A session's registry holds tens of thousands of small files (one test alone pushes ten
+    thousand layers); on an overlay or network disk, deleting them at the end of the session
+    takes longer than many tests do. In memory it takes well under a second.
+    """
+    shm = "/dev/shm"
+    try:
+        st = os.statvfs(shm)
+    except OSError:
+        return None
+    if not os.access(shm, os.W_OK | os.X_OK) or st.f_bavail * st.f_frsize < min_free:
+        return None
+    return shm
+
+
 def _start(auth: bool, token: bool = False) -> registry_server.RegistryServer:
     if not registry_server.available():
         if os.environ.get("CI"):
             pytest.fail("docker-registry is missing in CI: `make test` should have installed it")
         pytest.skip("docker-registry not installed")
+    registry_server.TMPDIR = _memory_tmpdir()
     return registry_server.start(auth=auth, token=token)
 
 
@@ -71,6 +89,25 @@ def private_registry() -> Iterator[registry_server.RegistryServer]:
     server = _start(auth=False)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def session_keypairs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path]]:
+    """Two cosign key pairs (password ``pw``) made once by ``omsign generate-key-pair``.
+
+    Backs ``tests.helpers.keypair``/``other_keypair``: defined here so that every module
+    importing those fixtures shares these two pairs rather than making its own.
+    """
+    from tests.helpers import assert_ok, run_cli
+
+    root = tmp_path_factory.mktemp("session-keys")
+    pairs: dict[str, tuple[Path, Path]] = {}
+    for name in ("keys", "other-keys"):
+        keys = root / name
+        keys.mkdir()
+        assert_ok(run_cli("generate-key-pair", "--dir", keys, env={"OMSIGN_PASSWORD": "pw"}))
+        pairs[name] = (keys / "cosign.key", keys / "cosign.pub")
+    return pairs
 
 
 @pytest.fixture

@@ -5,6 +5,12 @@ The attack tests speak to the registry with plain httpx when they play the attac
 registry or middlebox is free to store and serve anything), and through the real ``omsign``
 CLI when they play the user, so what is asserted is what a user sees: one line on stderr,
 the documented exit code, and no stray bytes on disk.
+
+``run_cli`` runs the CLI in the test process, set up as a fresh ``python -m
+oci_model_sign.cli`` would be (``tests/cli_inprocess.py``; ``tests/test_cli_harness.py``
+checks it against a child). Tests about the process itself (signals, kill -9, concurrent
+processes, another user, a timeout that must kill) use ``run_cli_subprocess`` or
+``start_cli`` and carry ``@pytest.mark.subprocess``.
 """
 
 from __future__ import annotations
@@ -79,7 +85,23 @@ def run_cli(
     input: str | None = None,
     timeout: float = 180,
 ) -> CliResult:
-    """Run ``omsign`` in a subprocess (the user's view: exit code, stdout, stderr)."""
+    """Run ``omsign`` in this process: the user's view (exit code, stdout, stderr), without
+    paying a fresh interpreter per call. ``run_cli_subprocess`` is the same in a real process,
+    for what only a process shows (signals, kill -9, process-wide state)."""
+    from tests.cli_inprocess import run_in_process
+
+    return run_in_process(
+        [str(a) for a in args], env=cli_env(env), input=input, cwd=ROOT, timeout=timeout
+    )
+
+
+def run_cli_subprocess(
+    *args: str | os.PathLike[str],
+    env: dict[str, str] | None = None,
+    input: str | None = None,
+    timeout: float = 180,
+) -> CliResult:
+    """Run ``omsign`` as ``python -m oci_model_sign.cli`` in a child process."""
     proc = subprocess.run(
         cli_command(*args), capture_output=True, text=True, env=cli_env(env), input=input,
         timeout=timeout, cwd=ROOT,
@@ -171,7 +193,8 @@ class RawRegistry:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.client = httpx.Client(base_url=url, timeout=60)
+        # Plain HTTP on 127.0.0.1: no CA bundle to load (that alone costs ~20 ms of CPU a client).
+        self.client = httpx.Client(base_url=url, timeout=60, verify=False)
 
     def close(self) -> None:
         self.client.close()
@@ -279,21 +302,20 @@ def repo_name() -> str:
     return f"test/{uuid.uuid4().hex[:12]}"
 
 
-@pytest.fixture
-def keypair(tmp_path: Path) -> tuple[Path, Path]:
-    """(cosign.key, cosign.pub) written by ``omsign generate-key-pair`` with password ``pw``."""
-    keys = tmp_path / "keys"
-    keys.mkdir()
-    assert_ok(run_cli("generate-key-pair", "--dir", keys, env={"OMSIGN_PASSWORD": "pw"}))
-    return keys / "cosign.key", keys / "cosign.pub"
+@pytest.fixture(scope="session")
+def keypair(session_keypairs: dict[str, tuple[Path, Path]]) -> tuple[Path, Path]:
+    """(cosign.key, cosign.pub) written by ``omsign generate-key-pair`` with password ``pw``.
+
+    One pair for the whole session (scrypt makes each pair cost a noticeable fraction of a
+    second): treat the files as read-only, copy them to change them.
+    """
+    return session_keypairs["keys"]
 
 
-@pytest.fixture
-def other_keypair(tmp_path: Path) -> tuple[Path, Path]:
-    keys = tmp_path / "other-keys"
-    keys.mkdir()
-    assert_ok(run_cli("generate-key-pair", "--dir", keys, env={"OMSIGN_PASSWORD": "pw"}))
-    return keys / "cosign.key", keys / "cosign.pub"
+@pytest.fixture(scope="session")
+def other_keypair(session_keypairs: dict[str, tuple[Path, Path]]) -> tuple[Path, Path]:
+    """A second, unrelated pair (same password), shared by the session like ``keypair``."""
+    return session_keypairs["other-keys"]
 
 
 SIGN_ENV = {"OMSIGN_PASSWORD": "pw"}

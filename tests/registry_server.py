@@ -20,6 +20,10 @@ import httpx
 
 BINARY = "docker-registry"
 
+# Where ``start`` makes each registry's folder; None is the system's temp folder. The test
+# fixtures choose memory when there is room (tests/conftest.py); benchmarks stay on disk.
+TMPDIR: str | None = None
+
 
 def available() -> bool:
     return shutil.which(BINARY) is not None
@@ -117,7 +121,7 @@ def start(
     ``tls`` = (CA, certificate, key) PEM files it speaks HTTPS only."""
     if not available():
         raise RuntimeError("docker-registry is not installed (apt-get install docker-registry)")
-    workdir = Path(tempfile.mkdtemp(prefix="omsign-registry-"))
+    workdir = Path(tempfile.mkdtemp(prefix="omsign-registry-", dir=TMPDIR))
     root = workdir / "storage"
     root.mkdir()
     port = free_port()

@@ -26,6 +26,7 @@ from tests.helpers import (
     assert_untouched,
     make_model,
     run_cli,
+    run_cli_subprocess,
     verify_args,
 )
 
@@ -77,13 +78,15 @@ def test_missing_model_folder_is_an_input_error(repo: str, tmp_path: Path) -> No
     assert_cli_error(run_cli("push", tmp_path / "nope", f"{repo}:v1"), 3)
 
 
+@pytest.mark.subprocess
 def test_fifo_in_the_model_folder_is_refused_without_blocking(
     registry: registry_server.RegistryServer, repo: str, tmp_path: Path
 ) -> None:
-    """A named pipe would block a naive reader forever: refused (exit 3), nothing tagged."""
+    """A named pipe would block a naive reader forever: refused (exit 3), nothing tagged.
+    In a child process, so that a reader stuck on the pipe is killed by the timeout."""
     model = make_model(tmp_path / "m")
     os.mkfifo(model / "pipe")
-    assert_cli_error(run_cli("push", model, f"{repo}:v1", timeout=60), 3)
+    assert_cli_error(run_cli_subprocess("push", model, f"{repo}:v1", timeout=60), 3)
     assert not _tag_exists(registry, repo, "v1")
 
 
@@ -107,6 +110,7 @@ def test_symlink_pointing_outside_the_folder_is_refused_even_when_allowed(
     assert not _tag_exists(registry, repo, "v1")
 
 
+@pytest.mark.subprocess
 def test_unreadable_file_is_an_input_error(
     registry: registry_server.RegistryServer, repo: str, tmp_path: Path
 ) -> None:

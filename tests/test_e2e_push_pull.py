@@ -6,11 +6,11 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.cli_inprocess import run_in_process
 from tests.conftest import TESTDATA
 from tests.registry_server import RegistryServer
 
@@ -18,14 +18,9 @@ MODEL = TESTDATA / "tiny-model"
 
 
 def omsign(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "oci_model_sign.cli", *args],
-        capture_output=True,
-        text=True,
-        input=stdin,
-        env={**os.environ, **(env or {})},
-        timeout=300,
-    )
+    """``omsign ARGS`` run in-process as a fresh ``python -m oci_model_sign.cli`` would run."""
+    res = run_in_process(list(args), env={**os.environ, **(env or {})}, input=stdin, timeout=300)
+    return subprocess.CompletedProcess(["omsign", *args], res.returncode, res.stdout, res.stderr)
 
 
 def files_of(root: Path) -> dict[str, bytes]:

@@ -275,6 +275,7 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
     proc.stderr.close()
 
 
+@pytest.mark.subprocess
 def test_kill_9_mid_push_then_rerun_completes(
     registry: registry_server.RegistryServer, proxy: FaultProxy, repo: str, tmp_path: Path
 ) -> None:
@@ -295,6 +296,7 @@ def test_kill_9_mid_push_then_rerun_completes(
     _pull_identical(f"{repo}:v1", model, tmp_path)
 
 
+@pytest.mark.subprocess
 def test_kill_9_mid_pull_then_rerun_completes_without_stale_files(
     registry: registry_server.RegistryServer, proxy: FaultProxy, repo: str, tmp_path: Path
 ) -> None:
@@ -314,6 +316,7 @@ def test_kill_9_mid_pull_then_rerun_completes_without_stale_files(
     assert snapshot(out) == snapshot(model)
 
 
+@pytest.mark.subprocess
 def test_kill_9_mid_pull_leaves_no_debris_beside_dest(
     registry: registry_server.RegistryServer, proxy: FaultProxy, repo: str, tmp_path: Path
 ) -> None:
@@ -330,6 +333,7 @@ def test_kill_9_mid_pull_leaves_no_debris_beside_dest(
     assert sorted(p.name for p in out.parent.iterdir()) == ["dest"]
 
 
+@pytest.mark.subprocess
 def test_two_processes_pushing_and_signing_the_same_model_both_succeed(
     registry: registry_server.RegistryServer, raw: RawRegistry, repo: str, tmp_path: Path,
     keypair: tuple[Path, Path], other_keypair: tuple[Path, Path],

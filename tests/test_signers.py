@@ -7,6 +7,7 @@ import datetime
 import hashlib
 import json
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,11 @@ from oci_model_sign.signing import dsse, keys, modelsig, signers, statements
 from tests.pki import make_test_ca
 
 ROOT = Path(__file__).resolve().parent.parent
-MODEL_SIGNING = ROOT / ".venv" / "bin" / "model_signing"
+# The project's venv, else the one running the tests (a worktree shares its venv).
+MODEL_SIGNING = next(
+    (p for p in (ROOT / ".venv" / "bin" / "model_signing", Path(sys.executable).parent / "model_signing") if p.exists()),
+    ROOT / ".venv" / "bin" / "model_signing",
+)
 DIGEST = "sha256:" + hashlib.sha256(b"a manifest").hexdigest()
 
 MODEL_FILES = {
@@ -50,9 +55,10 @@ def _ms_verify(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture
-def cosign_key(tmp_path: Path) -> tuple[Path, Path]:
-    return keys.generate_key_pair(tmp_path / "keys", b"pw")
+@pytest.fixture(scope="module")
+def cosign_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """One pair for the module (scrypt makes each cost a fraction of a second); read-only."""
+    return keys.generate_key_pair(tmp_path_factory.mktemp("keys"), b"pw")
 
 
 def _bundle(raw: bytes) -> dict[str, Any]:

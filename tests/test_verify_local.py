@@ -20,20 +20,22 @@ from oci_model_sign.verify.policy import KeyPolicy
 MODEL_SIGNING = Path(sys.executable).parent / "model_signing"
 
 
-@pytest.fixture
-def keypair(tmp_path: Path) -> tuple[Path, Path]:
+@pytest.fixture(scope="module")
+def keypair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
-    priv, pub = tmp_path / "k.pem", tmp_path / "k.pub"
+    keys = tmp_path_factory.mktemp("keys")
+    priv, pub = keys / "k.pem", keys / "k.pub"
     priv.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     pub.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     return priv, pub
 
 
-@pytest.fixture
-def signed_model(tmp_path: Path, keypair: tuple[Path, Path]) -> Path:
+@pytest.fixture(scope="module")
+def signed_template(tmp_path_factory: pytest.TempPathFactory, keypair: tuple[Path, Path]) -> Path:
+    """One folder signed by the model_signing CLI per module (a child process costs ~1 s)."""
     if not MODEL_SIGNING.exists():
         pytest.skip("model_signing CLI is not installed")
-    model = tmp_path / "model"
+    model = tmp_path_factory.mktemp("signed") / "model"
     (model / "sub").mkdir(parents=True)
     (model / "config.json").write_text('{"a": 1}')
     (model / "weights.bin").write_bytes(os.urandom(3 * 1024 * 1024 + 17))
@@ -47,6 +49,14 @@ def signed_model(tmp_path: Path, keypair: tuple[Path, Path]) -> Path:
         [str(MODEL_SIGNING), "sign", "key", str(model), "--private_key", str(keypair[0]), "--signature", str(model / "model.sig")],
         check=True, capture_output=True,
     )
+    return model
+
+
+@pytest.fixture
+def signed_model(tmp_path: Path, signed_template: Path) -> Path:
+    """A private copy of the signed folder, for the test to tamper with."""
+    model = tmp_path / "model"
+    shutil.copytree(signed_template, model, symlinks=True)
     return model
 
 
