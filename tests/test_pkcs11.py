@@ -33,6 +33,7 @@ PIN = "4711"
 SO_PIN = "0815"
 EC_KEY, EC_ID = "release-ec", b"\x01"
 RSA_KEY, RSA_ID = "release-rsa", b"\x02"
+CERT_KEY, CERT_ID = "card-ec", b"\x03"  # private key + certificate, no public-key object
 KMS_URIS = [
     "awskms://localhost/alias/release",
     "gcpkms://projects/p/locations/global/keyRings/r/cryptoKeys/k",
@@ -91,12 +92,42 @@ def token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Token]:
             )
             params.generate_keypair(store=True, label=EC_KEY, id=EC_ID)
             session.generate_keypair(pkcs11.KeyType.RSA, 2048, store=True, label=RSA_KEY, id=RSA_ID)
+            _import_key_with_certificate_only(session)
         yield Token(module)
     finally:
         if previous is None:
             os.environ.pop("SOFTHSM2_CONF", None)
         else:
             os.environ["SOFTHSM2_CONF"] = previous
+
+
+def _import_key_with_certificate_only(session: Any) -> None:
+    """A key pair as smart cards often hold one: private key and certificate, no public-key object."""
+    import datetime
+
+    import pkcs11
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    from pkcs11.util.ec import decode_ec_private_key
+    from pkcs11.util.x509 import decode_x509_certificate
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "omsign token test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    sec1 = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())
+    common = {pkcs11.Attribute.TOKEN: True, pkcs11.Attribute.LABEL: CERT_KEY, pkcs11.Attribute.ID: CERT_ID}
+    session.create_object({
+        **decode_ec_private_key(sec1), **common,
+        pkcs11.Attribute.SIGN: True, pkcs11.Attribute.PRIVATE: True, pkcs11.Attribute.SENSITIVE: True,
+    })
+    session.create_object({**decode_x509_certificate(cert.public_bytes(serialization.Encoding.DER)), **common})
 
 
 @pytest.fixture(autouse=True)
@@ -222,6 +253,16 @@ def test_public_key_export_needs_no_pin_and_matches_the_signing_key(token: Token
     exported = public_key_from_uri(token.uri(pin=None))
     der = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     assert exported.public_bytes(*der) == signing_public.public_bytes(*der)
+
+
+def test_public_key_comes_from_the_certificate_when_the_token_has_no_public_key_object(
+    token: Token, repo: str, tmp_path: Path
+) -> None:
+    ref = _pushed(repo, tmp_path)
+    with Pkcs11Signer(token.uri(CERT_KEY)) as signer:
+        api.sign(ref, signer)
+    pub = _pem(tmp_path, public_key_from_uri(token.uri(CERT_KEY, pin=None)))
+    assert_ok(run_cli("verify", ref, "--key", pub, "--insecure-ignore-tlog"))
 
 
 def test_key_is_found_by_id_before_label(token: Token) -> None:

@@ -578,14 +578,14 @@ class Pkcs11Signer(KeySigner):
         self.uri = Pkcs11Uri.parse(uri)
         self._token: _TokenSession | None = _TokenSession(self.uri, login=True, prompt=prompt)
         try:
-            public = self._token.public_key()
             handle = self._token.find(p11.ObjectClass.PRIVATE_KEY)
             if handle is None:
                 raise InputError(
                     f"no private key {self.uri.key_name} on PKCS#11 token {self.uri.token_name}",
-                    hint="check object=/id= in the pkcs11: URI, and the PIN: private objects are "
-                    "visible only after login",
+                    hint="check object= or id= in the pkcs11: URI; pkcs11-tool -O --login lists "
+                    "the token's objects",
                 )
+            public = self._token.public_key()
             key: TokenECKey | TokenRSAKey
             if isinstance(public, ec.EllipticCurvePublicKey):
                 key = TokenECKey(self._token, handle, public)
