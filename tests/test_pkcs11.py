@@ -317,6 +317,13 @@ def test_cli_missing_pin_without_a_terminal_is_a_one_line_error(token: Token, re
     assert_cli_error(run_cli("sign", ref, "--key", token.uri(pin=None), input=""), 3, "no PIN", "OMSIGN_PKCS11_PIN")
 
 
+def test_cli_module_that_is_not_a_pkcs11_library_is_a_one_line_error(tmp_path: Path) -> None:
+    fake = tmp_path / "libnot-pkcs11.so"
+    fake.write_bytes(b"not a shared library\n")
+    uri = f"pkcs11:token={LABEL};object={EC_KEY}?module-path={fake}&pin-value={PIN}"
+    assert_cli_error(run_cli("sign", "127.0.0.1:9/never/contacted:v1", "--key", uri), 3, "cannot load PKCS#11 module")
+
+
 @pytest.mark.parametrize("uri", KMS_URIS)
 def test_cli_kms_keys_are_not_supported_yet(uri: str) -> None:
     ref = "127.0.0.1:9/never/contacted:v1"  # the key is refused before any registry is asked

@@ -265,9 +265,10 @@ class _TokenSession:
         try:
             lib = p11.lib(uri.module_path)
         except p11.exceptions.PKCS11Error as exc:
-            raise InputError(
-                f"cannot load PKCS#11 module {uri.module_path}: {str(exc).strip() or type(exc).__name__}"
-            ) from exc
+            detail = str(exc).strip() or type(exc).__name__
+            for prefix in (f"OS exception while loading {uri.module_path}: ", f"{uri.module_path}: "):
+                detail = detail.removeprefix(prefix)
+            raise InputError(f"cannot load PKCS#11 module {uri.module_path}: {detail}") from exc
         token = self._find_token(lib)
         self.token_label: str = token.label
         pin: str | None = None
