@@ -34,6 +34,7 @@ SO_PIN = "0815"
 EC_KEY, EC_ID = "release-ec", b"\x01"
 RSA_KEY, RSA_ID = "release-rsa", b"\x02"
 CERT_KEY, CERT_ID = "card-ec", b"\x03"  # private key + certificate, no public-key object
+TWIN_KEY = "twin"  # two key pairs share this label
 KMS_URIS = [
     "awskms://localhost/alias/release",
     "gcpkms://projects/p/locations/global/keyRings/r/cryptoKeys/k",
@@ -91,6 +92,8 @@ def token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Token]:
                 local=True,
             )
             params.generate_keypair(store=True, label=EC_KEY, id=EC_ID)
+            for twin_id in (b"\x10", b"\x11"):
+                params.generate_keypair(store=True, label=TWIN_KEY, id=twin_id)
             session.generate_keypair(pkcs11.KeyType.RSA, 2048, store=True, label=RSA_KEY, id=RSA_ID)
             _import_key_with_certificate_only(session)
         yield Token(module)
@@ -283,6 +286,11 @@ def test_pin_may_come_from_the_environment_or_a_pin_source_file(
         uri = token.uri(pin=None)
     with Pkcs11Signer(uri) as signer:
         assert b'"dsseEnvelope"' in signer.sign_dsse(b'{"_type":"https://in-toto.io/Statement/v1"}')
+
+
+def test_label_shared_by_two_keys_is_refused_not_guessed(token: Token) -> None:
+    with pytest.raises(InputError, match="several objects match 'twin'"):
+        Pkcs11Signer(token.uri(TWIN_KEY))
 
 
 def test_private_key_cannot_be_exported(token: Token) -> None:

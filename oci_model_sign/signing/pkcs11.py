@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import itertools
 import os
 import sys
 import threading
@@ -219,7 +220,7 @@ def _read_pin_source(source: str) -> str:
     except OSError as exc:
         raise InputError(f"cannot read PKCS#11 pin-source {path}: {exc.strerror or exc}") from exc
     text = data.decode("utf-8", "replace")
-    return text[:-1] if text.endswith("\n") else text
+    return text.removesuffix("\n").removesuffix("\r")
 
 
 # -- the token --------------------------------------------------------------------------------
@@ -270,7 +271,6 @@ class _TokenSession:
                 detail = detail.removeprefix(prefix)
             raise InputError(f"cannot load PKCS#11 module {uri.module_path}: {detail}") from exc
         token = self._find_token(lib)
-        self.token_label: str = token.label
         pin: str | None = None
         if login:
             pin = uri.pin()
@@ -341,31 +341,21 @@ class _TokenSession:
     def find(self, object_class: Any) -> Any | None:
         """The one object of ``object_class`` the URI names (``id`` first, as cosign), or None."""
         p11 = _binding()
-        query: dict[str, Any] = {"object_class": object_class}
+        attrs: dict[Any, Any] = {p11.Attribute.CLASS: object_class}
         if self.uri.id is not None:
-            query["id"] = self.uri.id
+            attrs[p11.Attribute.ID] = self.uri.id
         else:
-            query["label"] = self.uri.object
+            attrs[p11.Attribute.LABEL] = self.uri.object
         try:
-            if object_class == p11.ObjectClass.CERTIFICATE:
-                attrs = {p11.Attribute.CLASS: object_class}
-                attrs.update(
-                    {p11.Attribute.ID: self.uri.id}
-                    if self.uri.id is not None
-                    else {p11.Attribute.LABEL: self.uri.object}
-                )
-                certs = list(self.session.get_objects(attrs))
-                return certs[0] if len(certs) == 1 else None
-            return self.session.get_key(**query)
-        except p11.exceptions.NoSuchKey:
-            return None
-        except p11.exceptions.MultipleObjectsReturned:
-            raise InputError(
-                f"several keys match {self.uri.key_name} on PKCS#11 token {self.uri.token_name}",
-                hint="name the key by id in the pkcs11: URI",
-            ) from None
+            objects = list(itertools.islice(self.session.get_objects(attrs), 2))
         except p11.exceptions.PKCS11Error as exc:
             _token_error(self.uri, exc, "searching for the key")
+        if len(objects) > 1:
+            raise InputError(
+                f"several objects match {self.uri.key_name} on PKCS#11 token {self.uri.token_name}",
+                hint="name the key by a unique id= in the pkcs11: URI",
+            )
+        return objects[0] if objects else None
 
     def public_key(self) -> PublicKey:
         """The key pair's public half: its public-key object, else its certificate's key."""
