@@ -8,6 +8,7 @@ with the public key read back off the token.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -308,6 +309,15 @@ def test_cli_signs_and_verifies_with_pkcs11_uris(token: Token, repo: str, tmp_pa
     checked = run_cli("verify", ref, "--key", token.uri(pin=None), "--insecure-ignore-tlog")
     assert_ok(checked)
     assert checked.stdout.strip() == signed.stdout.strip()
+
+
+def test_cli_every_signature_format_made_on_the_token_verifies(token: Token, repo: str, tmp_path: Path) -> None:
+    ref = _pushed(repo, tmp_path)
+    assert_ok(run_cli("sign", ref, "--key", token.uri(), "--format", "both"))
+    checked = run_cli("verify", ref, "--key", token.uri(pin=None), "--insecure-ignore-tlog", "--json")
+    assert_ok(checked)
+    candidates = json.loads(checked.stdout)["candidates"]
+    assert len(candidates) == 3 and all(c["ok"] for c in candidates), candidates  # bundle, model-signing, .sig
 
 
 def test_cli_wrong_pin_is_a_one_line_error(token: Token, repo: str, tmp_path: Path) -> None:
