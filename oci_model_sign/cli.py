@@ -171,10 +171,12 @@ def _signer(
     *,
     background: bool = False,
 ) -> Any:
-    from .signing import signers
+    from .signing import keyuri, signers
 
     if certificate is not None and key is None:
         raise UsageError("--certificate needs --key (the certificate's private key)")
+    if key is not None and not keyuri.is_file_key(key):  # pkcs11: URI; KMS: "not supported yet"
+        return keyuri.private_signer(key, certificate=certificate)
     if key is not None:
         password = _password_for_key()
         if certificate is not None:
@@ -200,7 +202,9 @@ def _policy(
     from .verify import policy as p
 
     if key is not None:
-        policy = p.KeyPolicy(key, ignore_tlog=ignore_tlog, trusted_root=trust_config, annotations=annotations)
+        from .signing.keyuri import verification_key
+
+        policy = p.KeyPolicy(verification_key(key), ignore_tlog=ignore_tlog, trusted_root=trust_config, annotations=annotations)
         policy.key()  # an unusable key is the user's input error, not "no signature found" later
         return policy
     if ca_roots is not None or certificate_chain is not None:

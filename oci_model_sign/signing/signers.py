@@ -190,6 +190,11 @@ class KeySigner(_ContextSigner):
         else:
             self._key = load_private_key(self.key_path, password, prompt=prompt)
 
+    def _use_key(self, key: PrivateKey, name: str) -> None:
+        """Adopt a key loaded elsewhere (e.g. a PKCS#11 token's) instead of reading a file."""
+        self.key_path = Path(name)
+        self._key, self._loader, self._load_error = key, None, None
+
     @property
     def key(self) -> PrivateKey:
         if self._loader is not None:
