@@ -20,13 +20,16 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
-# Debian's registry (distribution 2.8), skopeo (interop peer) and GNU time (bench-memory);
+# Debian's registry (distribution 2.8), skopeo (interop peer), GNU time (bench-memory),
+# SoftHSM2 (PKCS#11 key tests) and Chromium (the gate's status page, read headless);
 # installed when missing and we are root.
 system-deps:
 	@need=""; \
 	command -v docker-registry >/dev/null || need="$$need docker-registry"; \
 	command -v skopeo >/dev/null || need="$$need skopeo"; \
 	[ -x /usr/bin/time ] || need="$$need time"; \
+	command -v softhsm2-util >/dev/null || need="$$need softhsm2"; \
+	command -v chromium >/dev/null || need="$$need chromium"; \
 	if [ -n "$$need" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing$$need"; \
