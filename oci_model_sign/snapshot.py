@@ -106,7 +106,7 @@ def check_policy(policy: Any, allow_unsigned: bool) -> None:
         )
     if policy is None and not allow_unsigned:
         raise UsageError(
-            "policy=None loads an unverified model",
+            "policy=None loads an unverified model: refused without allow_unsigned=True",
             hint="pass allow_unsigned=True as well if that is really meant",
         )
 
