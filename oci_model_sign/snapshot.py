@@ -36,6 +36,8 @@ import os
 import re
 import secrets
 import stat
+import sys
+import types
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -390,3 +392,14 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 __all__ = ["MISSING", "Snapshot", "default_cache_dir", "resolve_snapshot", "snapshot"]
+
+
+class _CallableModule(types.ModuleType):
+    """``oci_model_sign.snapshot(ref, policy)`` works although ``snapshot`` is also this module's
+    name: importing a submodule binds the module, not the function, on the package."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Path:
+        return snapshot(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

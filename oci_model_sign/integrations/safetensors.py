@@ -27,6 +27,7 @@ unchanged after the copy; an in-place write changes mtime and ctime, so it is re
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import stat
@@ -63,6 +64,8 @@ def _open_regular(path: str | os.PathLike[str]) -> tuple[int, os.stat_result]:
     try:
         fd = os.open(path, flags)
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise IntegrityError(f"weights file {path} is a symbolic link; only the file itself is trusted") from exc
         raise InputError(f"cannot open weights file {path}: {exc.strerror or exc}") from exc
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
@@ -229,7 +232,10 @@ class Guard:
         return bool(self._roots)
 
     def digest_for(self, path: str | os.PathLike[str]) -> str | None:
-        real = os.path.realpath(path)
+        # The folders are resolved, the file name is not: a weights file swapped for a symlink
+        # that leads out of the snapshot is still judged (and refused) as a snapshot file.
+        absolute = os.path.abspath(path)
+        real = os.path.join(os.path.realpath(os.path.dirname(absolute)), os.path.basename(absolute))
         for root, files in self._roots.items():
             if real == root or real.startswith(root + os.sep):
                 rel = os.path.relpath(real, root).replace(os.sep, "/")
