@@ -327,3 +327,21 @@ def test_published_minilm_embeds_exactly_as_its_folder(
     got = embed(model, tokenizer, sentences)
     assert got.shape == (3, 384)
     assert torch.equal(got, embed(local, local_tokenizer, sentences))
+
+
+def test_a_cached_unchanged_model_loads_without_hashing_its_weights(
+    signed_bert: str, policy: KeyPolicy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import oci_model_sign.integrations.safetensors as guard
+
+    oms_tf.from_pretrained(transformers.AutoModel, signed_bert, policy=policy)
+    algorithms: list[str | None] = []
+    real = guard._copy_hashing
+
+    def recording(src: int, dst: int | None, algorithm: str | None, limit: int) -> str | None:
+        algorithms.append(algorithm)
+        return real(src, dst, algorithm, limit)
+
+    monkeypatch.setattr(guard, "_copy_hashing", recording)
+    oms_tf.from_pretrained(transformers.AutoModel, signed_bert, policy=policy)
+    assert algorithms and all(a is None for a in algorithms), "copied through the descriptor, not hashed"

@@ -230,3 +230,12 @@ def test_a_pinned_digest_needs_no_tag(signed: tuple[Path, str, KeyPolicy, str]) 
     model, ref, policy, digest = signed
     pinned = ref.rsplit(":", 1)[0] + "@" + digest
     assert files_of(snapshot(pinned, policy)) == files_of(model)
+
+
+def test_a_model_in_an_oci_layout_is_snapshotted_too(tmp_path: Path, keypair: tuple[Path, Path]) -> None:
+    model = make_model(tmp_path / "model")
+    ref = f"oci:{tmp_path / 'store'}:v1"
+    push_signed(model, ref, keypair[0])
+    path = snapshot(ref, KeyPolicy(keypair[1], ignore_tlog=True))
+    assert files_of(path) == files_of(model)
+    assert "_layouts" in path.parts

@@ -16,9 +16,11 @@ framework then loads that folder with ``local_files_only=True``, so it never rea
 Names without ``oci://`` are passed to the framework untouched.
 
 While a verified load runs, transformers' ``safe_open`` is replaced (in the modules that
-import it) by the safetensors guard: every ``.safetensors`` file under the snapshot is hashed
+import it) by the safetensors guard: every ``.safetensors`` file under the snapshot is checked
 through the descriptor that is then mapped, so the weights loaded are the signed bytes even if
 the cache is written to between the snapshot check and the load (``integrations.safetensors``).
+The guard consults the digest cache by the open file's identity, so an unchanged file is copied
+but not hashed again; a file written since the snapshot check has a new mtime/ctime and is.
 
 Remaining gap: other files (``config.json``, tokenizer files, ``pytorch_model.bin``) are
 checked by the snapshot just before transformers opens them by path; a process that can write
@@ -44,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from ..model.digestcache import DigestCache
 from ..snapshot import MISSING, Snapshot, check_policy, resolve_snapshot
 from ..store.base import StoreOptions
 from .safetensors import Guard, Mode, guarded_safe_open
@@ -92,6 +95,7 @@ _saved: list[tuple[type, str, Any]] = []
 _guard = Guard()
 _guard_depth: dict[str, int] = {}
 _SAVED_SAFE_OPEN: list[tuple[Any, Any]] = []
+_DIGESTS: list[DigestCache] = []  # the guard's digest cache while any guarded load runs
 
 
 def is_oci_name(name: object) -> bool:
@@ -151,6 +155,7 @@ def _guarded(snap: Snapshot, mode: Mode | None) -> Iterator[None]:
     saved: list[tuple[Any, Any]] = []
     with _lock:
         if not _guard:
+            _DIGESTS[:] = [DigestCache()]
             for module_name in _SAFE_OPEN_USERS:
                 try:
                     module = importlib.import_module(module_name)
@@ -160,7 +165,9 @@ def _guarded(snap: Snapshot, mode: Mode | None) -> Iterator[None]:
                 if original is None:
                     continue
                 saved.append((module, original))
-                module.safe_open = guarded_safe_open(_guard, original, mode=mode)  # type: ignore[attr-defined]
+                module.safe_open = guarded_safe_open(  # type: ignore[attr-defined]
+                    _guard, original, mode=mode, digest_cache=_DIGESTS[0]
+                )
             _SAVED_SAFE_OPEN.extend(saved)
         _guard_depth[key] = _guard_depth.get(key, 0) + 1
         _guard.add(snap.path, snap.files)
@@ -176,6 +183,9 @@ def _guarded(snap: Snapshot, mode: Mode | None) -> Iterator[None]:
                 for module, original in _SAVED_SAFE_OPEN:
                     module.safe_open = original
                 _SAVED_SAFE_OPEN.clear()
+                for cache in _DIGESTS:
+                    cache.close()
+                _DIGESTS.clear()
 
 
 @contextlib.contextmanager
