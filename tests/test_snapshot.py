@@ -239,3 +239,31 @@ def test_a_model_in_an_oci_layout_is_snapshotted_too(tmp_path: Path, keypair: tu
     path = snapshot(ref, KeyPolicy(keypair[1], ignore_tlog=True))
     assert files_of(path) == files_of(model)
     assert "_layouts" in path.parts
+
+
+def test_a_tampered_member_of_a_tar_layer_is_fetched_again(
+    tmp_path: Path, proxy: FaultProxy, keypair: tuple[Path, Path]
+) -> None:
+    from oci_model_sign.model.pack import PackOptions
+
+    model = make_model(tmp_path / "model", {"weights/a.bin": 5000, "weights/b.bin": 7000, "config.json": b"{}\n"})
+    ref = f"{proxy.host}/test/tarred:v1"
+    oms.push(model, ref, pack_options=PackOptions(pack_dirs=["weights"]))
+    oms.sign(ref, KeySigner(keypair[0], b"pw"))
+    policy = KeyPolicy(keypair[1], ignore_tlog=True)
+    first = resolve_snapshot(ref, policy)
+    assert files_of(first.path) == files_of(model)
+    member = first.path / "weights" / "b.bin"
+    os.chmod(member, 0o644)
+    member.write_bytes(b"tampered")
+    again = resolve_snapshot(ref, policy)
+    assert again.fetched == ["weights"]  # the tar layer, from which only b.bin is taken
+    assert files_of(again.path) == files_of(model)
+    assert resolve_snapshot(ref, policy).fetched == []
+
+
+def test_the_package_attribute_snapshot_is_callable(signed: tuple[Path, str, KeyPolicy, str]) -> None:
+    import oci_model_sign.snapshot
+
+    model, ref, policy, _ = signed
+    assert files_of(oci_model_sign.snapshot(ref, policy)) == files_of(model)  # type: ignore[operator]
