@@ -138,7 +138,7 @@ def open_verified(
     digest: str,
     *,
     framework: str = "pt",
-    device: str = "cpu",
+    device: Any = "cpu",
     mode: Mode | None = None,
     digest_cache: DigestCache | None = None,
     **kwargs: Any,
@@ -201,7 +201,7 @@ def load_verified(
     path: str | os.PathLike[str],
     digest: str,
     *,
-    device: str = "cpu",
+    device: Any = "cpu",
     mode: Mode | None = None,
     digest_cache: DigestCache | None = None,
 ) -> dict[str, Any]:
@@ -254,7 +254,7 @@ def guarded_safe_open(guard: Guard, original: Any, *, mode: Mode | None = None,
         digest = guard.digest_for(filename)
         if digest is None:
             return original(filename, framework=framework, device=device, **kwargs)
-        return open_verified(filename, digest, framework=framework, device=str(device), mode=mode,
+        return open_verified(filename, digest, framework=framework, device=device, mode=mode,
                              digest_cache=digest_cache, **kwargs)
 
     return safe_open
