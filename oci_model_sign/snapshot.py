@@ -121,14 +121,18 @@ def snapshot(
     options: StoreOptions | None = None,
     cache_dir: str | Path | None = None,
     reporter: Reporter | None = None,
+    rehash: bool = False,
 ) -> Path:
     """The local folder of a verified model, downloaded only when its digest is not cached.
 
     ``policy`` is required: a ``verify.policy`` object, or ``None`` together with
-    ``allow_unsigned=True`` to load a model nobody signed (never the default).
+    ``allow_unsigned=True`` to load a model nobody signed (never the default). ``rehash``
+    hashes every cached file instead of trusting the digest cache (whoever can write the
+    digest database can vouch for a file, so it shares the cache folder's trust boundary).
     """
     return resolve_snapshot(
-        ref, policy, allow_unsigned=allow_unsigned, options=options, cache_dir=cache_dir, reporter=reporter
+        ref, policy, allow_unsigned=allow_unsigned, options=options, cache_dir=cache_dir, reporter=reporter,
+        rehash=rehash,
     ).path
 
 
@@ -141,6 +145,7 @@ def resolve_snapshot(
     cache_dir: str | Path | None = None,
     reporter: Reporter | None = None,
     digest_cache: DigestCache | None = None,
+    rehash: bool = False,
 ) -> Snapshot:
     """``snapshot`` with the details: digests of every file (for load-time guards), what moved."""
     from .model.unpack import layer_digests, parse_model_manifest
@@ -152,7 +157,7 @@ def resolve_snapshot(
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     home = model_dir(reference, root)
     store = open_store(reference, options)
-    cache = digest_cache or DigestCache()
+    cache = DigestCache(enabled=False) if rehash else (digest_cache or DigestCache())
     try:
         desc = store.resolve(reference.identifier)  # once: everything below uses the digest
         manifest = store.get_manifest(desc.digest)

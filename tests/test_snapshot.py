@@ -267,3 +267,20 @@ def test_the_package_attribute_snapshot_is_callable(signed: tuple[Path, str, Key
 
     model, ref, policy, _ = signed
     assert files_of(oci_model_sign.snapshot(ref, policy)) == files_of(model)  # type: ignore[operator]
+
+
+def test_rehash_hashes_every_cached_file_without_the_digest_cache(
+    signed: tuple[Path, str, KeyPolicy, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model, ref, policy, _ = signed
+    snapshot(ref, policy)
+    hashed: list[str] = []
+    real = snapshot_module.hash_file
+
+    def counting(path: str, algorithm: str = "sha256") -> tuple[str, int]:
+        hashed.append(Path(path).name)
+        return real(path, algorithm)
+
+    monkeypatch.setattr(snapshot_module, "hash_file", counting)
+    snapshot(ref, policy, rehash=True)
+    assert sorted(hashed) == sorted(Path(p).name for p in files_of(model))
