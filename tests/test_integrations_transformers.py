@@ -345,3 +345,21 @@ def test_a_cached_unchanged_model_loads_without_hashing_its_weights(
     monkeypatch.setattr(guard, "_copy_hashing", recording)
     oms_tf.from_pretrained(transformers.AutoModel, signed_bert, policy=policy)
     assert algorithms and all(a is None for a in algorithms), "copied through the descriptor, not hashed"
+
+
+# -- keyless, against the local Sigstore services ----------------------------------------------
+def test_a_keyless_signed_model_loads_for_its_identity_only(
+    tiny_bert: Path, proxy: FaultProxy, sigstore_local: Any
+) -> None:
+    from oci_model_sign.verify.policy import IdentityPolicy
+    from tests.test_e2e_keyless import ALICE, ISSUER, keyless_sign
+
+    name = push(tiny_bert, proxy, key=None)
+    keyless_sign(name.removeprefix("oci://"), sigstore_local)
+    alice = IdentityPolicy(identity=ALICE, issuer=ISSUER, trust_config=sigstore_local.trust_config)
+    with oms_tf.verified(policy=alice):
+        model = transformers.AutoModel.from_pretrained(name)
+    assert isinstance(model, transformers.BertModel)
+    mallory = IdentityPolicy(identity="mallory@example.com", issuer=ISSUER, trust_config=sigstore_local.trust_config)
+    with pytest.raises(VerificationError):
+        oms_tf.from_pretrained(transformers.AutoModel, name, policy=mallory)
