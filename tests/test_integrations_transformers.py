@@ -30,7 +30,14 @@ from tests import helpers  # noqa: E402
 from tests.faultproxy import FaultProxy  # noqa: E402
 
 proxy = helpers.proxy
-keypair = helpers.keypair
+
+
+@pytest.fixture(scope="module")
+def keypair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """One signing key for the module (cosign format, password ``pw``): signing is not under test."""
+    from oci_model_sign.signing.keys import generate_key_pair
+
+    return generate_key_pair(tmp_path_factory.mktemp("keys"), b"pw")
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "model", "is", "signed", "and", "verified",
          "a", "cat", "sat", "on", "mat", "##s", "."]
@@ -139,13 +146,12 @@ def test_verified_block_restores_from_pretrained_on_exit(policy: KeyPolicy) -> N
     assert transformers.modeling_utils.safe_open is safe_open
 
 
-def test_verified_block_restores_after_a_failed_load(signed_bert: str, keypair: tuple[Path, Path],
-                                                     tmp_path: Path) -> None:
+def test_verified_block_restores_after_a_failed_load(signed_bert: str, tmp_path: Path) -> None:
+    from oci_model_sign.signing.keys import generate_key_pair
+
     before = transformers.AutoModel.__dict__["from_pretrained"]
-    keys = tmp_path / "other"
-    keys.mkdir()
-    helpers.assert_ok(helpers.run_cli("generate-key-pair", "--dir", keys, env={"OMSIGN_PASSWORD": "pw"}))
-    with pytest.raises(VerificationError), oms_tf.verified(policy=KeyPolicy(keys / "cosign.pub", ignore_tlog=True)):
+    _, other = generate_key_pair(tmp_path, b"pw", prefix="other")
+    with pytest.raises(VerificationError), oms_tf.verified(policy=KeyPolicy(other, ignore_tlog=True)):
         transformers.AutoModel.from_pretrained(signed_bert)
     assert transformers.AutoModel.__dict__["from_pretrained"] is before
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,14 @@ from tests.faultproxy import FaultProxy
 from tests.helpers import make_model
 
 proxy = helpers.proxy
-keypair = helpers.keypair
+
+
+@pytest.fixture(scope="module")
+def keypair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """One signing key for the module (cosign format, password ``pw``): signing is not under test."""
+    from oci_model_sign.signing.keys import generate_key_pair
+
+    return generate_key_pair(tmp_path_factory.mktemp("keys"), b"pw")
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,7 +58,6 @@ def layer_gets(proxy: FaultProxy, model: Path) -> list[str]:
 @pytest.fixture
 def signed(tmp_path: Path, proxy: FaultProxy, keypair: tuple[Path, Path]) -> tuple[Path, str, KeyPolicy, str]:
     """A model pushed and signed through the proxy: (folder, ref, policy, manifest digest)."""
-    import uuid
 
     model = make_model(tmp_path / "model", {"model.safetensors": 300_000, "config.json": b'{"a": 1}\n',
                                             "sub/tokenizer.json": b'{"t": 2}\n'})
@@ -165,7 +172,7 @@ def test_an_unsigned_model_is_refused_and_nothing_is_cached(
     tmp_path: Path, proxy: FaultProxy, keypair: tuple[Path, Path]
 ) -> None:
     model = make_model(tmp_path / "model")
-    ref = f"{proxy.host}/test/unsigned:v1"
+    ref = f"{proxy.host}/test/unsigned-{uuid.uuid4().hex[:8]}:v1"
     oms.push(model, ref)
     proxy.clear()
     with pytest.raises(VerificationError, match="no signature"):
@@ -177,14 +184,12 @@ def test_an_unsigned_model_is_refused_and_nothing_is_cached(
 def test_a_model_signed_by_another_key_is_refused(
     signed: tuple[Path, str, KeyPolicy, str], tmp_path: Path
 ) -> None:
-    from tests.helpers import assert_ok, run_cli
+    from oci_model_sign.signing.keys import generate_key_pair
 
-    keys = tmp_path / "other"
-    keys.mkdir()
-    assert_ok(run_cli("generate-key-pair", "--dir", keys, env={"OMSIGN_PASSWORD": "pw"}))
+    _, other = generate_key_pair(tmp_path, b"pw", prefix="other")
     _, ref, _, _ = signed
     with pytest.raises(VerificationError):
-        snapshot(ref, KeyPolicy(keys / "cosign.pub", ignore_tlog=True))
+        snapshot(ref, KeyPolicy(other, ignore_tlog=True))
 
 
 def test_no_policy_is_refused(signed: tuple[Path, str, KeyPolicy, str]) -> None:
@@ -247,7 +252,7 @@ def test_a_tampered_member_of_a_tar_layer_is_fetched_again(
     from oci_model_sign.model.pack import PackOptions
 
     model = make_model(tmp_path / "model", {"weights/a.bin": 5000, "weights/b.bin": 7000, "config.json": b"{}\n"})
-    ref = f"{proxy.host}/test/tarred:v1"
+    ref = f"{proxy.host}/test/tarred-{uuid.uuid4().hex[:8]}:v1"
     oms.push(model, ref, pack_options=PackOptions(pack_dirs=["weights"]))
     oms.sign(ref, KeySigner(keypair[0], b"pw"))
     policy = KeyPolicy(keypair[1], ignore_tlog=True)
