@@ -58,7 +58,6 @@ def layer_gets(proxy: FaultProxy, model: Path) -> list[str]:
 @pytest.fixture
 def signed(tmp_path: Path, proxy: FaultProxy, keypair: tuple[Path, Path]) -> tuple[Path, str, KeyPolicy, str]:
     """A model pushed and signed through the proxy: (folder, ref, policy, manifest digest)."""
-
     model = make_model(tmp_path / "model", {"model.safetensors": 300_000, "config.json": b'{"a": 1}\n',
                                             "sub/tokenizer.json": b'{"t": 2}\n'})
     ref = f"{proxy.host}/test/{uuid.uuid4().hex[:12]}:v1"
