@@ -1,0 +1,1 @@
+"""Verified loading for ML frameworks: each module imports its framework only when used."""
