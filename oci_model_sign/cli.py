@@ -586,6 +586,11 @@ def _human(n: int) -> str:
     return f"{n} B"
 
 
+from .cli_audit import audit_command  # noqa: E402  (registered after the commands above)
+
+app.command("audit")(audit_command)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning every omsign error into one line and an exit code."""
     try:
