@@ -232,11 +232,11 @@ def parse_targets(targets: Iterable[str]) -> dict[str, list[Reference] | None]:
                 raise UsageError(f"{text!r} is not a registry host", hint="pass REGISTRY or REGISTRY/REPO")
             out[ref.registry] = None
             continue
+        if "@" in text or ":" in text.rsplit("/", 1)[1]:
+            raise UsageError(f"{text!r} names a tag or digest: audit takes repositories", hint="drop the :tag/@digest")
         ref = parse_reference(text)
         if ref.registry is None:
             raise UsageError(f"{text!r} is not a registry repository", hint="audit works on registries, not layouts")
-        if ref.tag is not None or ref.digest is not None:
-            raise UsageError(f"{text!r} names a tag or digest: audit takes repositories", hint="drop the :tag/@digest")
         if ref.registry in out and out[ref.registry] is None:
             continue  # the whole catalog is walked anyway
         repos = out.setdefault(ref.registry, [])

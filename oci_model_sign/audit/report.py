@@ -119,7 +119,8 @@ def print_table(report: AuditReport, out: TextIO) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    console = Console(file=out, width=max(100, Console(file=out).width), highlight=False)
+    probe = Console(file=out)
+    console = Console(file=out, width=probe.width if probe.is_terminal else 240, highlight=False)
     table = Table(show_lines=True)
     for title in ("repository", "digest", "tags", "signed by (✔ verified)", "attestations", "policy"):
         table.add_column(title, overflow="fold")
