@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from ..errors import InputError, IntegrityError, LimitError, NotFoundError, UsageError
 from ..limits import load_json
-from ..oci.descriptor import Descriptor
+from ..oci.descriptor import Descriptor, ManifestData
 from ..oci.mediatypes import (
     ANNOTATION_PREDICATE,
     BUNDLE_MEDIA_PREFIX,
@@ -247,7 +247,7 @@ def parse_targets(targets: Iterable[str]) -> dict[str, list[Reference] | None]:
 
 
 # -- the walk ---------------------------------------------------------------------------------
-def _bundle_layer(store: RegistryStore, desc: Descriptor) -> tuple[Descriptor, dict[str, str]] | None:
+def _bundle_layer(store: Any, desc: Descriptor) -> tuple[Descriptor, dict[str, str]] | None:
     data = store.get_manifest(desc.digest).data
     value = load_json(data, max_bytes=store.limits.manifest_bytes, depth=store.limits.json_depth, what="referrer manifest")
     if not isinstance(value, dict):
@@ -263,7 +263,7 @@ def _bundle_layer(store: RegistryStore, desc: Descriptor) -> tuple[Descriptor, d
     return layer, ann
 
 
-def _collect_claims(store: RegistryStore, subject: str, model: ModelAudit) -> None:
+def _collect_claims(store: Any, subject: str, model: ModelAudit) -> None:
     from ..store.referrers import list_referrers
 
     limits = store.limits
@@ -320,6 +320,48 @@ def _signer_info(claim: SignatureClaim, authority: Authority) -> SignerInfo:
     )
 
 
+class _ModelView:
+    """One model's reads on a repository, memoised for the length of its audit.
+
+    The audit reads each referrer once to describe it and the verifier reads it again for
+    every authority; manifests by digest and blobs are content-addressed, and the fallback
+    and ``.sig`` tags are read once so every check judges the same snapshot.
+    """
+
+    def __init__(self, store: RegistryStore) -> None:
+        self._store = store
+        self.ref = store.ref
+        self.limits = store.limits
+        self._manifests: dict[str, ManifestData | NotFoundError] = {}
+        self._blobs: dict[tuple[str, int], bytes] = {}
+        self._referrers: dict[str, list[Descriptor] | None] = {}
+
+    def get_manifest(self, identifier: str) -> ManifestData:
+        if identifier not in self._manifests:
+            try:
+                self._manifests[identifier] = self._store.get_manifest(identifier)
+            except NotFoundError as exc:
+                self._manifests[identifier] = exc
+        found = self._manifests[identifier]
+        if isinstance(found, NotFoundError):
+            raise found
+        return found
+
+    def read_blob(self, desc: Descriptor, max_bytes: int) -> bytes:
+        key = (desc.digest, max_bytes)
+        if key not in self._blobs:
+            self._blobs[key] = self._store.read_blob(desc, max_bytes)
+        return self._blobs[key]
+
+    def referrers_api(self, digest: str) -> list[Descriptor] | None:
+        if digest not in self._referrers:
+            self._referrers[digest] = self._store.referrers_api(digest)
+        return self._referrers[digest]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
 class _Auditor:
     def __init__(self, verifiers: Verifiers, options: AuditOptions) -> None:
         self.verifiers = verifiers
@@ -335,10 +377,11 @@ class _Auditor:
             self._policies[key] = make_policy(authority.options(annotations))
         return self._policies[key]
 
-    def model(self, store: RegistryStore, digest: str, tags: list[str]) -> ModelAudit | None:
+    def model(self, repository: RegistryStore, digest: str, tags: list[str]) -> ModelAudit | None:
         from ..model.unpack import layer_digests, parse_model_manifest
         from ..verify.discover import discover
 
+        store: Any = _ModelView(repository)
         manifest = store.get_manifest(digest)
         try:
             model = parse_model_manifest(manifest.data, store.limits)
