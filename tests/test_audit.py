@@ -119,6 +119,24 @@ def test_audit_prints_a_table_by_default(key_signed_repo: str, keypair: tuple[Pa
     assert "1 pass, 2 fail" in result.stdout
 
 
+def test_audit_reports_legacy_signatures_with_the_verifying_key(registry: RegistryServer, raw: RawRegistry, keypair: tuple[Path, Path]) -> None:
+    repo = f"test/{uuid.uuid4().hex[:12]}"
+    push_tiny(raw, repo, "v1")
+    sign(f"{registry.host}/{repo}:v1", keypair[0], "--format", "legacy", "--no-model-signing-bundle")
+    report = audit_json(f"{registry.host}/{repo}", "--key", keypair[1], "--insecure-ignore-tlog")
+    (model,) = report["models"]
+    assert model["tags"] == ["v1"]  # the .sig tag is a signature, not a model
+    (sig,) = model["signatures"]
+    assert sig["format"] == "legacy" and sig["verified"] is True
+    assert sig["fingerprint"] == fingerprint(keypair[1])
+    assert model["policy"]["verdict"] == "allow"
+
+
+def test_audit_refuses_a_tag_or_digest_as_target(registry: RegistryServer) -> None:
+    result = run_cli("audit", f"{registry.host}/some/repo:v1", "--policy", "none")
+    assert_cli_error(result, 2, "audit takes repositories")
+
+
 # -- keyless: identities, times, revocation ---------------------------------------------------
 @pytest.fixture
 def keyless_repo(registry: RegistryServer, raw: RawRegistry, sigstore_local: SigstoreLocal) -> str:

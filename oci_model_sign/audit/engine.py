@@ -407,6 +407,8 @@ class _Auditor:
                     if not cand.ok or claim is None:
                         continue
                     claim.verified_by.append(authority.name)
+                    if authority.kind == "key" and claim.kind == "key":
+                        claim.fingerprint = authority.fingerprint  # proven by the key that verified it
                     if cand.predicate_type is not None and claim.predicate_type is None:
                         claim.predicate_type = cand.predicate_type
                     if cand.kind != "model-signing-bundle" and claim.predicate_type != MODEL_SIGNING_PREDICATE:
