@@ -34,6 +34,7 @@ from tests.helpers import (
 )
 from tests.registry_server import RegistryServer
 from tests.sigstore_local.fixture import SigstoreLocal
+from tests.token_server import TokenServer
 
 __all__ = ["keypair", "other_keypair", "raw"]  # fixtures used by name
 
@@ -117,6 +118,31 @@ def test_audit_prints_a_table_by_default(key_signed_repo: str, keypair: tuple[Pa
     assert key_signed_repo.rsplit("/", 1)[1] in result.stdout
     assert "unsigned" in result.stdout and "allow" in result.stdout and "deny" in result.stdout
     assert "1 pass, 2 fail" in result.stdout
+
+
+def test_audit_counts_distinct_signers_towards_a_threshold(
+    registry: RegistryServer, raw: RawRegistry, keypair: tuple[Path, Path], other_keypair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    repo = f"test/{uuid.uuid4().hex[:12]}"
+    for tag in ("both", "one"):
+        push_tiny(raw, repo, tag)
+    sign(f"{registry.host}/{repo}:both", keypair[0], "--no-model-signing-bundle")
+    sign(f"{registry.host}/{repo}:both", other_keypair[0], "--no-model-signing-bundle")
+    sign(f"{registry.host}/{repo}:one", keypair[0], "--no-model-signing-bundle")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "apiVersion: omsign/v1\n"
+        "default:\n"
+        "  threshold: 2\n"
+        "  authorities:\n"
+        f"    - {{name: release, key: {{path: {keypair[1]}}}, ignoreTlog: true}}\n"
+        f"    - {{name: review, key: {{path: {other_keypair[1]}}}, ignoreTlog: true}}\n"
+    )
+    models = by_tag(audit_json(f"{registry.host}/{repo}", "--policy", policy))
+    assert models["both"]["policy"]["verdict"] == "allow"
+    assert models["both"]["policy"]["satisfied"] == ["release", "review"]
+    assert models["one"]["policy"]["verdict"] == "deny"
+    assert "2 distinct authorities, 1 satisfied" in models["one"]["policy"]["reason"]
 
 
 def test_audit_reports_legacy_signatures_with_the_verifying_key(registry: RegistryServer, raw: RawRegistry, keypair: tuple[Path, Path]) -> None:
@@ -224,6 +250,20 @@ def test_audit_walks_a_catalog_of_hundreds_of_repositories_with_pagination(priva
     assert summary["errors"] == 0
     too_many = run_cli("audit", private_registry.host, "--max-repositories", "250", "--policy", "none")
     assert_cli_error(too_many, 9, "more than 250 repositories")
+
+
+def test_audit_walks_the_catalog_of_a_registry_that_wants_bearer_tokens(token_registry: RegistryServer, model: Path) -> None:
+    creds = ("--username", str(token_registry.username), "--password-stdin")
+    stdin = f"{token_registry.password}\n"
+    ref = f"{token_registry.host}/audit/{uuid.uuid4().hex[:8]}:v1"
+    assert_ok(run_cli("push", model, ref, *creds, input=stdin))
+    result = run_cli("audit", token_registry.host, *creds, "--policy", "none", "--json", input=stdin)
+    assert_ok(result)
+    report = json.loads(result.stdout)
+    assert ref.rsplit(":", 1)[0] in {m["repository"] for m in report["models"]}
+    tokens = token_registry.token_server
+    assert isinstance(tokens, TokenServer)
+    assert any("registry:catalog:*" in scopes for scopes, _ in tokens.requests)
 
 
 def test_audit_refuses_a_repository_with_more_tags_than_allowed(registry: RegistryServer, raw: RawRegistry) -> None:

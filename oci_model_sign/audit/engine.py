@@ -15,6 +15,7 @@ that cannot be reached at all ends the audit.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from ..errors import InputError, IntegrityError, LimitError, NotFoundError, UsageError
+from ..errors import AuthError, InputError, IntegrityError, LimitError, NotFoundError, UsageError
 from ..limits import load_json
 from ..oci.descriptor import Descriptor, ManifestData
 from ..oci.mediatypes import (
@@ -307,16 +308,22 @@ def _collect_claims(store: Any, subject: str, model: ModelAudit) -> None:
         model.signatures.append(SignatureClaim(source=tag, format="legacy", error=exc.one_line()))
 
 
-def _signer_info(claim: SignatureClaim, authority: Authority) -> SignerInfo:
-    if authority.kind == "key":
-        return SignerInfo("key", fingerprint=authority.fingerprint or claim.fingerprint, signed_at=claim.signed_at, authority=authority.name)
+def _signer_info(claim: SignatureClaim, authorities: list[Authority]) -> SignerInfo:
+    """One signature, one signer: it counts once towards a threshold however many authorities
+    verified it. With one verifying authority the signer names it; with several, ``decide``
+    matches it by fingerprint or identity (a CA authority needs its name, so it is named
+    whenever it is the only one)."""
+    first = authorities[0]
+    named = first.name if len(authorities) == 1 else None
+    if first.kind == "key":
+        return SignerInfo("key", fingerprint=first.fingerprint or claim.fingerprint, signed_at=claim.signed_at, authority=named)
     return SignerInfo(
-        authority.kind,
+        first.kind,
         fingerprint=claim.fingerprint,
         identity=claim.identity,
         issuer=claim.issuer,
         signed_at=claim.signed_at,
-        authority=authority.name,
+        authority=named,
     )
 
 
@@ -367,15 +374,18 @@ class _Auditor:
         self.verifiers = verifiers
         self.options = options
         self._policies: dict[int, Any] = {}
+        self._lock = threading.Lock()
         self._signed_by_policy: Any = None
         if options.signed_by is not None and options.signed_by.key_path is not None:
             self._signed_by_policy = make_policy({"key": str(options.signed_by.key_path), "insecure_ignore_tlog": True})
 
     def _policy(self, authority: Authority, annotations: dict[str, str]) -> Any:
+        # One policy object per authority for the whole walk: keys and trust roots load once.
         key = id(authority)
-        if key not in self._policies:
-            self._policies[key] = make_policy(authority.options(annotations))
-        return self._policies[key]
+        with self._lock:
+            if key not in self._policies:
+                self._policies[key] = make_policy(authority.options(annotations))
+            return self._policies[key]
 
     def model(self, repository: RegistryStore, digest: str, tags: list[str]) -> ModelAudit | None:
         from ..model.unpack import layer_digests, parse_model_manifest
@@ -400,6 +410,7 @@ class _Auditor:
         scope = self.verifiers.scope_for(f"{store.ref.repo_name}@{digest}")
         signers: list[SignerInfo] = []
         if scope is not None and scope.verifies:
+            admits: list[tuple[SignatureClaim, list[Authority]]] = []
             for authority in scope.authorities:
                 found = discover(store, manifest.descriptor, self._policy(authority, scope.annotations), layer_digests=digests)
                 for cand in found.result.candidates:
@@ -411,8 +422,15 @@ class _Auditor:
                         claim.fingerprint = authority.fingerprint  # proven by the key that verified it
                     if cand.predicate_type is not None and claim.predicate_type is None:
                         claim.predicate_type = cand.predicate_type
+                    # A model-signing bundle vouches for the files, not this manifest: it is
+                    # reported but does not admit the model (as in verify.discover).
                     if cand.kind != "model-signing-bundle" and claim.predicate_type != MODEL_SIGNING_PREDICATE:
-                        signers.append(_signer_info(claim, authority))
+                        entry = next((e for e in admits if e[0] is claim), None)
+                        if entry is None:
+                            admits.append((claim, [authority]))
+                        else:
+                            entry[1].append(authority)
+            signers = [_signer_info(claim, authorities) for claim, authorities in admits]
         if scope is not None:
             audit.decision = decide(scope, signers)
         if self._signed_by_policy is not None and self.options.signed_by is not None:
@@ -486,7 +504,7 @@ def run_audit(
         def tags_of(store: RegistryStore) -> list[tuple[RegistryStore, str, list[str]]]:
             try:
                 tags = [t for t in store.list_tags(page_size=min(1000, options.max_tags + 1)) if not _SIGNATURE_TAG_RE.match(t)]
-            except NotFoundError as exc:
+            except (NotFoundError, AuthError) as exc:  # gone, or not ours to read: the others still are
                 report.errors.append((store.ref.repo_name, exc.one_line()))
                 return []
             if len(tags) > options.max_tags:
@@ -511,7 +529,7 @@ def run_audit(
             store, digest, tags = item
             try:
                 return auditor.model(store, digest, tags)
-            except (IntegrityError, NotFoundError) as exc:
+            except (IntegrityError, NotFoundError, AuthError) as exc:
                 report.errors.append((f"{store.ref.repo_name}@{digest}", exc.one_line()))
                 return None
 
