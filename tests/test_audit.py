@@ -158,6 +158,21 @@ def test_audit_reports_legacy_signatures_with_the_verifying_key(registry: Regist
     assert model["policy"]["verdict"] == "allow"
 
 
+def test_audit_leaves_container_images_out(registry: RegistryServer, raw: RawRegistry) -> None:
+    repo = f"test/{uuid.uuid4().hex[:12]}"
+    push_tiny(raw, repo, "model")
+    config, rootfs = raw.put_blob(repo, b'{"os":"linux"}'), raw.put_blob(repo, secrets.token_bytes(32))
+    image = json.dumps({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 14},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": rootfs, "size": 32}],
+    }).encode()
+    raw.put_manifest(repo, "image", image)
+    report = audit_json(f"{registry.host}/{repo}", "--policy", "none")
+    assert list(by_tag(report)) == ["model"]
+    assert report["summary"]["notModels"] == 1 and report["summary"]["tags"] == 2
+
+
 def test_audit_refuses_a_tag_or_digest_as_target(registry: RegistryServer) -> None:
     result = run_cli("audit", f"{registry.host}/some/repo:v1", "--policy", "none")
     assert_cli_error(result, 2, "audit takes repositories")

@@ -396,7 +396,9 @@ class _Auditor:
         try:
             model = parse_model_manifest(manifest.data, store.limits)
         except InputError:
-            return None  # an image, an index, anything that is not a model
+            return None  # an index, anything that is not a single artifact
+        if not model.files and model.skipped:
+            return None  # only layers no model format knows: a container image
         value = load_json(manifest.data, max_bytes=store.limits.manifest_bytes, depth=store.limits.json_depth, what="manifest")
         audit = ModelAudit(
             repository=store.ref.repo_name,
