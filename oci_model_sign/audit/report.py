@@ -102,7 +102,10 @@ def _signers_text(m: ModelAudit) -> str:
     for c in m.signatures:
         mark = "✔" if c.verified else "?"
         when = _time(c.signed_at) or "no trusted time"
-        what = c.error if c.error else f"{c.signer_text()} @ {when}"
+        who = c.signer_text()
+        if c.kind == "key" and c.fingerprint:
+            who = f"key {c.fingerprint[:23]}…"  # the table's column; JSON and HTML keep it whole
+        what = c.error if c.error else f"{who} @ {when}"
         lines.append(f"{mark} {what}")
     return "\n".join(lines)
 
