@@ -750,6 +750,11 @@ def _exit(code: int) -> NoReturn:
     sys.exit(code)
 
 
+from .cli_audit import audit_command  # noqa: E402  (registered after the commands above)
+
+app.command("audit")(audit_command)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning every failure into one line and an exit code."""
     global _guard

@@ -1,0 +1,32 @@
+"""``omsign audit``: which models does a registry hold, who signed them, do they pass the policy?
+
+``run_audit`` walks a registry's catalog (or named repositories), their tags and each model's
+referrers and legacy signatures; ``report`` renders the result as JSON, a table or HTML.
+Limits and their defaults are in ``engine`` and ``docs/audit.md``.
+"""
+
+from __future__ import annotations
+
+from .engine import (
+    MAX_REPOSITORIES,
+    MAX_TAGS,
+    AuditOptions,
+    AuditReport,
+    ModelAudit,
+    SignedBy,
+    Verifiers,
+    flag_scope,
+    run_audit,
+)
+
+__all__ = [
+    "MAX_REPOSITORIES",
+    "MAX_TAGS",
+    "AuditOptions",
+    "AuditReport",
+    "ModelAudit",
+    "SignedBy",
+    "Verifiers",
+    "flag_scope",
+    "run_audit",
+]
