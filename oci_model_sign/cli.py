@@ -577,6 +577,150 @@ def logout(registry: str = typer.Argument(...)) -> None:
     typer.echo(f"{'Removed' if removed else 'No'} credentials for {registry}", err=True)
 
 
+# -- promotion: copy, tag, ls -------------------------------------------------------------------
+def _with_creds(options: Any, creds: str | None, flag: str) -> Any:
+    """``USER[:PASSWORD]`` for one side of a copy (skopeo's --src-creds/--dest-creds)."""
+    if creds is None:
+        return options
+    import dataclasses
+
+    user, sep, password = creds.partition(":")
+    if not user:
+        raise UsageError(f"{flag} must be USER[:PASSWORD]")
+    return dataclasses.replace(options, username=user, password=password if sep else "")
+
+
+def _explicit_tag(text: str) -> bool:
+    """True when a reference names its tag (``repo`` alone defaults to ``latest`` silently)."""
+    from .reference import parse_reference
+
+    ref = parse_reference(text)
+    if ref.tag is None:
+        return False
+    name = text.split("@", 1)[0]
+    return name.endswith(f":{ref.tag}")
+
+
+@app.command()
+def copy(
+    source: str = typer.Argument(..., help="registry/repo:tag, oci:PATH[:TAG] or oci-archive:FILE.tar[:TAG]."),
+    destination: str = typer.Argument(..., help="Where to copy to (any store; created if missing)."),
+    tag: str | None = typer.Option(None, "--tag", help="Tag at the destination (default: its own, else the source's)."),
+    no_referrers: bool = typer.Option(False, "--no-referrers", help="Copy only the model, not its signatures and attestations."),
+    verify: bool = typer.Option(False, "--verify", help="Write nothing unless the source verifies (needs a policy)."),
+    key: Path | None = KeyPub,
+    certificate_identity: str | None = CertIdentity,
+    certificate_identity_regexp: str | None = CertIdentityRe,
+    certificate_oidc_issuer: str | None = CertIssuer,
+    certificate_oidc_issuer_regexp: str | None = CertIssuerRe,
+    certificate_chain: Path | None = CertChain,
+    ca_roots: Path | None = CaRoots,
+    insecure_ignore_tlog: bool = IgnoreTlog,
+    offline: bool = Offline,
+    trust_config: Path | None = TrustConfig,
+    staging: bool = Staging,
+    annotation: list[str] = Annotations,
+    src_creds: str | None = typer.Option(None, "--src-creds", help="USER[:PASSWORD] for the source registry."),
+    dest_creds: str | None = typer.Option(None, "--dest-creds", help="USER[:PASSWORD] for the destination registry."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Neither use nor update the blob-location cache."),
+    plain_http: bool | None = PlainHttp,
+    insecure: bool = Insecure,
+    concurrency: int = Concurrency,
+    json_out: bool = JsonOut,
+    progress: bool | None = ProgressOpt,
+) -> None:
+    """Copy a model and, by default, every signature and attestation attached to it."""
+    from . import promote
+
+    options = _store_options(plain_http, insecure, None, False, concurrency)
+    src_options = _with_creds(options, src_creds, "--src-creds")
+    dst_options = _with_creds(options, dest_creds, "--dest-creds")
+    policy = None
+    has_policy = any(
+        x is not None
+        for x in (key, certificate_identity, certificate_identity_regexp, certificate_oidc_issuer, certificate_oidc_issuer_regexp, certificate_chain, ca_roots)
+    )
+    if verify or has_policy:
+        policy = _policy(
+            key, certificate_identity, certificate_identity_regexp, certificate_oidc_issuer,
+            certificate_oidc_issuer_regexp, certificate_chain, ca_roots, insecure_ignore_tlog,
+            offline, trust_config, staging, _annotations(annotation),
+        )
+    import dataclasses
+
+    from .reference import parse_reference
+
+    target = parse_reference(destination)
+    if not _explicit_tag(destination):
+        target = dataclasses.replace(target, tag=None)  # the source's tag, if it has one
+    reporter = _reporter(progress, 0, f"copy {source}")
+    try:
+        result = promote.copy(
+            source, target, src_options=src_options, dst_options=dst_options,
+            referrers=not no_referrers, policy=policy, tag=tag, concurrency=concurrency,
+            reporter=reporter, use_cache=not no_cache,
+        )
+    finally:
+        reporter.close()
+    if json_out:
+        _print_json(result.to_json())
+        return
+    if result.verification is not None:
+        typer.echo(result.verification.summary(), err=True)
+    s = result.stats
+    typer.echo(
+        f"copied {s.blobs} blobs ({s.copied_blobs} sent, {_human(s.copied_bytes)}; {s.mounted_blobs} mounted; "
+        f"{s.skipped_blobs} already there), {s.referrers} referrers, {s.legacy_signatures} legacy signatures "
+        f"to {result.destination}",
+        err=True,
+    )
+    typer.echo(result.digest)
+
+
+@app.command("tag")
+def tag_command(
+    reference: str = typer.Argument(..., help="The model to tag (tag or digest)."),
+    new_tag: str = typer.Argument(..., help="The new tag, in the same repository."),
+    plain_http: bool | None = PlainHttp,
+    insecure: bool = Insecure,
+    username: str | None = Username,
+    password_stdin: bool = PasswordStdin,
+    json_out: bool = JsonOut,
+) -> None:
+    """Add a tag to a model in its repository (the manifest only: no blob traffic)."""
+    from . import promote
+
+    options = _store_options(plain_http, insecure, username, password_stdin)
+    result = promote.tag(reference, new_tag, options=options)
+    if json_out:
+        _print_json(result.to_json())
+        return
+    typer.echo(f"tagged {result.reference}", err=True)
+    typer.echo(result.digest)
+
+
+@app.command("ls")
+def ls_command(
+    repository: str = typer.Argument(..., help="registry/repo, oci:PATH or oci-archive:FILE.tar."),
+    page_size: int | None = typer.Option(None, "--page-size", min=1, help="Tags asked per page (registries)."),
+    plain_http: bool | None = PlainHttp,
+    insecure: bool = Insecure,
+    username: str | None = Username,
+    password_stdin: bool = PasswordStdin,
+    json_out: bool = JsonOut,
+) -> None:
+    """List the tags of a repository, one per line (every page of the registry's list)."""
+    from . import promote
+
+    options = _store_options(plain_http, insecure, username, password_stdin)
+    tags = promote.list_tags(repository, options=options, page_size=page_size)
+    if json_out:
+        _print_json({"repository": repository, "tags": tags})
+        return
+    for t in tags:
+        typer.echo(t)
+
+
 def _human(n: int) -> str:
     size = float(n)
     for unit in ("B", "KB", "MB", "GB", "TB"):

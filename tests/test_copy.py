@@ -1,0 +1,375 @@
+"""``omsign copy``: a signed model moves between stores with everything attached to it.
+
+Real registries on both sides (one plain, one demanding credentials), real layouts, the real
+CLI. What is asserted is what a promotion needs: the manifest digest is unchanged, ``verify``
+and ``pull --verify`` pass at the destination with the same policy, every referrer (nested
+ones too) and legacy signature arrives, and nothing reaches the destination when
+``--verify`` fails.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from oci_model_sign.digest import sha256_digest
+from oci_model_sign.reference import fallback_tag, legacy_signature_tag, parse_reference
+from oci_model_sign.store import open_store
+from oci_model_sign.store.base import (
+    EMPTY_DIGEST,
+    EMPTY_JSON,
+    OCI_EMPTY,
+    OCI_MANIFEST,
+    BlobSource,
+    StoreOptions,
+)
+from oci_model_sign.store.referrers import attach_referrers, list_referrers
+from tests.helpers import assert_cli_error, assert_ok, make_model, run_cli, start_cli
+from tests.registry_server import RegistryServer
+
+PASSWORD = {"COSIGN_PASSWORD": "test-password"}
+SBOM_TYPE = "application/vnd.example.sbom.v1+json"
+REVIEW_TYPE = "application/vnd.example.review.v1+json"
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("keys")
+    for sub in ("a", "b"):
+        (d / sub).mkdir()
+        assert_ok(run_cli("generate-key-pair", "--dir", d / sub, env=PASSWORD))
+    return d
+
+
+def policy(keys: Path, which: str = "a") -> list[str]:
+    return ["--key", str(keys / which / "cosign.pub"), "--insecure-ignore-tlog"]
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def new_repo(server: RegistryServer) -> str:
+    return f"{server.host}/copy/{uuid.uuid4().hex[:12]}"
+
+
+def creds(server: RegistryServer) -> str:
+    return f"{server.username}:{server.password}"
+
+
+def options_for(server: RegistryServer | None) -> StoreOptions:
+    if server is not None and server.username:
+        return StoreOptions(username=server.username, password=server.password)
+    return StoreOptions()
+
+
+def push_and_sign(model: Path, ref: str, keys: Path, *, fmt: str = "both", extra: tuple[str, ...] = ()) -> str:
+    pushed = run_cli("push", model, ref, "--json", *extra)
+    assert_ok(pushed)
+    digest = str(json.loads(pushed.stdout)["digest"])
+    assert_ok(run_cli("sign", ref, "--key", keys / "a" / "cosign.key", "--format", fmt, *extra, env=PASSWORD))
+    return digest
+
+
+def close_store(store: object) -> None:
+    close = getattr(store, "close", None)
+    if callable(close):
+        close()
+
+
+def referrer_manifest(subject: dict[str, Any], artifact_type: str, blob: bytes) -> bytes:
+    value = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": artifact_type,
+        "config": {"mediaType": OCI_EMPTY, "size": len(EMPTY_JSON), "digest": EMPTY_DIGEST},
+        "layers": [{"mediaType": "application/json", "size": len(blob), "digest": sha256_digest(blob)}],
+        "subject": subject,
+        "annotations": {"org.example.kind": artifact_type},
+    }
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def attach_attestations(ref: str, digest: str, options: StoreOptions | None = None) -> tuple[str, str]:
+    """An SBOM-like referrer of the model, and a review referrer of that SBOM (two levels)."""
+    store = open_store(parse_reference(ref), options or StoreOptions())
+    try:
+        desc = store.resolve(digest)
+        store.push_blob(BlobSource(size=len(EMPTY_JSON), data=EMPTY_JSON, digest=EMPTY_DIGEST))
+        sbom = json.dumps({"packages": [uuid.uuid4().hex]}).encode()
+        store.push_blob(BlobSource(size=len(sbom), data=sbom, digest=sha256_digest(sbom)))
+        sbom_manifest = referrer_manifest(desc.to_json(), SBOM_TYPE, sbom)
+        (sbom_digest,) = attach_referrers(store, [(sbom_manifest, OCI_MANIFEST)])
+        review = json.dumps({"approved": True, "id": uuid.uuid4().hex}).encode()
+        store.push_blob(BlobSource(size=len(review), data=review, digest=sha256_digest(review)))
+        sbom_desc = {"mediaType": OCI_MANIFEST, "size": len(sbom_manifest), "digest": sbom_digest}
+        (review_digest,) = attach_referrers(store, [(referrer_manifest(sbom_desc, REVIEW_TYPE, review), OCI_MANIFEST)])
+        return sbom_digest, review_digest
+    finally:
+        close_store(store)
+
+
+def referrer_digests(ref: str, digest: str, options: StoreOptions | None = None) -> list[str]:
+    store = open_store(parse_reference(ref), options or StoreOptions())
+    try:
+        return sorted(d.digest for d in list_referrers(store, digest))
+    finally:
+        close_store(store)
+
+
+def raw_fallback_entries(ref: str, digest: str, options: StoreOptions | None = None) -> list[str]:
+    store = open_store(parse_reference(ref), options or StoreOptions())
+    try:
+        data = store.get_manifest(fallback_tag(digest)).data
+        return [m["digest"] for m in json.loads(data)["manifests"]]
+    finally:
+        close_store(store)
+
+
+def legacy_layers(ref: str, digest: str, options: StoreOptions | None = None) -> list[str]:
+    store = open_store(parse_reference(ref), options or StoreOptions())
+    try:
+        data = store.get_manifest(legacy_signature_tag(digest)).data
+        return [x["digest"] for x in json.loads(data)["layers"]]
+    finally:
+        close_store(store)
+
+
+# -- end to end ----------------------------------------------------------------------------------
+def test_copy_between_registries_with_different_credentials_keeps_every_signature(
+    registry: RegistryServer, auth_registry: RegistryServer, keys: Path, tmp_path: Path
+) -> None:
+    model = make_model(tmp_path / "model")
+    src = f"{new_repo(registry)}:v1"
+    dst = f"{new_repo(auth_registry)}:prod"
+    digest = push_and_sign(model, src, keys)
+    sbom, review = attach_attestations(src, digest)
+
+    copied = run_cli("copy", src, dst, "--dest-creds", creds(auth_registry), "--json")
+    assert_ok(copied)
+    report = json.loads(copied.stdout)
+    assert report["digest"] == digest
+    assert report["referrers"] == 4  # cosign bundle, model-signing bundle, SBOM, review of the SBOM
+
+    auth_env = {"OMSIGN_USERNAME": str(auth_registry.username), "OMSIGN_REGISTRY_PASSWORD": str(auth_registry.password)}
+    checked = run_cli("verify", dst, *policy(keys), env=auth_env)
+    assert_ok(checked)
+    assert checked.stdout.strip() == digest
+    dest = tmp_path / "pulled"
+    assert_ok(run_cli("pull", "--verify", *policy(keys), dst, dest, env=auth_env))
+    got = files_of(dest)
+    assert "model.sig" in got
+    del got["model.sig"]
+    assert got == files_of(model)
+
+    opts = options_for(auth_registry)
+    assert sbom in referrer_digests(dst, digest, opts)
+    assert referrer_digests(dst, sbom, opts) == [review]
+    assert legacy_layers(dst, digest, opts) == legacy_layers(src, digest)
+
+
+@pytest.mark.parametrize("pair", ["registry->layout", "layout->registry", "layout->layout"])
+def test_copy_between_registry_and_layouts_keeps_digest_and_signatures(
+    pair: str, registry: RegistryServer, keys: Path, tmp_path: Path
+) -> None:
+    def place(kind: str, name: str) -> str:
+        return f"{new_repo(registry)}:v1" if kind == "registry" else f"oci:{tmp_path / name}:v1"
+
+    first, second = pair.split("->")
+    src, dst = place(first, "src"), place(second, "dst")
+    model = make_model(tmp_path / "model")
+    digest = push_and_sign(model, src, keys)
+    sbom, review = attach_attestations(src, digest)
+
+    assert_ok(run_cli("copy", src, dst))
+    checked = run_cli("verify", dst, *policy(keys))
+    assert_ok(checked)
+    assert checked.stdout.strip() == digest
+    dest = tmp_path / "pulled"
+    assert_ok(run_cli("pull", "--verify", *policy(keys), dst, dest))
+    assert files_of(dest)["model.safetensors"] == (model / "model.safetensors").read_bytes()
+    assert referrer_digests(dst, digest) == referrer_digests(src, digest)
+    assert referrer_digests(dst, sbom) == [review]
+
+
+def test_copy_without_a_destination_tag_uses_the_source_tag(registry: RegistryServer, tmp_path: Path) -> None:
+    model = make_model(tmp_path / "model")
+    src = f"{new_repo(registry)}:release-3"
+    assert_ok(run_cli("push", model, src))
+    dst_repo = new_repo(registry)
+    assert_ok(run_cli("copy", src, dst_repo))
+    listed = run_cli("ls", dst_repo)
+    assert_ok(listed)
+    assert listed.stdout.split() == ["release-3"]
+
+
+def test_copy_tag_option_names_the_destination_tag(registry: RegistryServer, tmp_path: Path) -> None:
+    model = make_model(tmp_path / "model")
+    src = f"{new_repo(registry)}:v1"
+    assert_ok(run_cli("push", model, src))
+    dst = f"oci:{tmp_path / 'dst'}"
+    assert_ok(run_cli("copy", src, dst, "--tag", "stable"))
+    assert run_cli("ls", dst).stdout.split() == ["stable"]
+
+
+def test_no_referrers_copies_only_the_model(registry: RegistryServer, keys: Path, tmp_path: Path) -> None:
+    model = make_model(tmp_path / "model")
+    src = f"{new_repo(registry)}:v1"
+    digest = push_and_sign(model, src, keys)
+    dst = f"oci:{tmp_path / 'dst'}:v1"
+    assert_ok(run_cli("copy", "--no-referrers", src, dst))
+    assert referrer_digests(dst, digest) == []
+    assert run_cli("ls", dst).stdout.split() == ["v1"]
+    assert_cli_error(run_cli("verify", dst, *policy(keys)), 8)
+
+
+def test_legacy_signatures_merge_with_those_already_at_the_destination(
+    registry: RegistryServer, keys: Path, tmp_path: Path
+) -> None:
+    model = make_model(tmp_path / "model")
+    src = f"{new_repo(registry)}:v1"
+    dst = f"{new_repo(registry)}:v1"
+    digest = push_and_sign(model, src, keys, fmt="legacy")
+    # The destination already holds the model, signed there by another key.
+    assert_ok(run_cli("copy", "--no-referrers", src, dst))
+    assert_ok(run_cli("sign", dst, "--key", keys / "b" / "cosign.key", "--format", "legacy", env=PASSWORD))
+    before = legacy_layers(dst, digest)
+    assert len(before) == 1
+
+    assert_ok(run_cli("copy", src, dst))
+    after = legacy_layers(dst, digest)
+    assert len(after) == 2 and before[0] in after
+    assert_ok(run_cli("verify", dst, *policy(keys, "a")))
+    assert_ok(run_cli("verify", dst, *policy(keys, "b")))
+    # Copying again adds nothing.
+    assert_ok(run_cli("copy", src, dst))
+    assert legacy_layers(dst, digest) == after
+
+
+def test_copy_within_one_registry_mounts_every_blob(registry: RegistryServer, keys: Path, tmp_path: Path) -> None:
+    model = make_model(tmp_path / "model", {"a.bin": 3_000_000, "b.bin": 1_000_000, "config.json": b"{}"})
+    src = f"{new_repo(registry)}:v1"
+    digest = push_and_sign(model, src, keys, fmt="bundle")
+    copied = run_cli("copy", src, f"{new_repo(registry)}:v1", "--json", "--no-cache")
+    assert_ok(copied)
+    report = json.loads(copied.stdout)
+    assert report["digest"] == digest
+    assert report["copiedBytes"] == 0
+    assert report["copiedBlobs"] == 0
+    assert report["mountedBlobs"] + report["skippedBlobs"] == report["blobs"]
+    assert report["mountedBlobs"] >= 4  # three files and the config at least
+
+
+def test_blobs_already_at_the_destination_are_skipped(registry: RegistryServer, tmp_path: Path) -> None:
+    model = make_model(tmp_path / "model")
+    src = f"{new_repo(registry)}:v1"
+    assert_ok(run_cli("push", model, src))
+    dst = f"oci:{tmp_path / 'dst'}:v1"
+    first = json.loads(run_cli("copy", src, dst, "--json").stdout)
+    assert first["copiedBlobs"] == first["blobs"]
+    again = json.loads(run_cli("copy", src, dst, "--json").stdout)
+    assert again["copiedBlobs"] == 0 and again["skippedBlobs"] == again["blobs"]
+
+
+# -- verified copy ------------------------------------------------------------------------------
+def destination_is_empty(ref: str, options: StoreOptions | None = None) -> bool:
+    listed = run_cli("ls", ref, *(["-u", options.username, "--password-stdin"] if options and options.username else []),
+                     input=(options.password + "\n") if options and options.password else None)
+    return listed.returncode == 6 or (listed.returncode == 0 and not listed.stdout.split())
+
+
+def test_verified_copy_of_an_unsigned_model_writes_nothing(
+    registry: RegistryServer, keys: Path, tmp_path: Path
+) -> None:
+    model = make_model(tmp_path / "model")
+    src = f"{new_repo(registry)}:v1"
+    assert_ok(run_cli("push", model, src))
+    dst = f"{new_repo(registry)}:v1"
+    result = run_cli("copy", "--verify", *policy(keys), src, dst)
+    assert_cli_error(result, 8)
+    assert destination_is_empty(dst)
+    layout = tmp_path / "dst"
+    assert_cli_error(run_cli("copy", "--verify", *policy(keys), src, f"oci:{layout}:v1"), 8)
+    assert not layout.exists()
+
+
+def test_verified_copy_signed_by_another_key_writes_nothing(
+    registry: RegistryServer, keys: Path, tmp_path: Path
+) -> None:
+    model = make_model(tmp_path / "model")
+    src = f"{new_repo(registry)}:v1"
+    push_and_sign(model, src, keys)
+    dst = f"{new_repo(registry)}:v1"
+    assert_cli_error(run_cli("copy", "--verify", *policy(keys, "b"), src, dst), 8)
+    assert destination_is_empty(dst)
+
+
+def test_verified_copy_of_a_tampered_blob_leaves_no_model_at_the_destination(
+    private_registry: RegistryServer, keys: Path, tmp_path: Path
+) -> None:
+    model = make_model(tmp_path / "model")
+    src = f"{new_repo(private_registry)}:v1"
+    push_and_sign(model, src, keys)
+    weights = sha256_digest((model / "model.safetensors").read_bytes())
+    path = private_registry.blob_path(weights)
+    data = bytearray(path.read_bytes())
+    data[100] ^= 0xFF
+    path.write_bytes(bytes(data))
+    dst = tmp_path / "dst"
+    result = run_cli("copy", "--verify", *policy(keys), src, f"oci:{dst}:v1")
+    assert_cli_error(result, 7)
+    assert run_cli("ls", f"oci:{dst}").stdout.split() == []
+    assert not (dst / "blobs" / "sha256" / weights.split(":")[1]).exists()
+
+
+def test_verified_copy_passes_and_reports_the_verification(
+    registry: RegistryServer, keys: Path, tmp_path: Path
+) -> None:
+    model = make_model(tmp_path / "model")
+    src = f"{new_repo(registry)}:v1"
+    digest = push_and_sign(model, src, keys)
+    result = run_cli("copy", "--verify", *policy(keys), src, f"oci:{tmp_path / 'dst'}:v1", "--json")
+    assert_ok(result)
+    report = json.loads(result.stdout)
+    assert report["digest"] == digest and report["verification"]["ok"] is True
+
+
+def test_interrupted_copy_rerun_completes_without_duplicates(
+    registry: RegistryServer, keys: Path, tmp_path: Path
+) -> None:
+    model = make_model(tmp_path / "model", {f"shard-{i}.bin": 24_000_000 for i in range(4)})
+    src = f"{new_repo(registry)}:v1"
+    digest = push_and_sign(model, src, keys)
+    sbom, _ = attach_attestations(src, digest)
+    dst = f"{new_repo(registry)}:v1"
+    proc = start_cli("copy", src, dst, "-j", "1", "--no-cache")
+    time.sleep(1.2)
+    assert proc.poll() is None, "the copy finished before it could be interrupted"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+
+    assert_ok(run_cli("copy", src, dst, "--no-cache"))
+    assert_ok(run_cli("copy", src, dst, "--no-cache"))  # and once more: still nothing doubled
+    assert_ok(run_cli("verify", dst, *policy(keys)))
+    entries = raw_fallback_entries(dst, digest)
+    assert len(entries) == len(set(entries)) == 3
+    assert sorted(entries) == referrer_digests(src, digest)
+    assert legacy_layers(dst, digest) == legacy_layers(src, digest)
+    assert len(raw_fallback_entries(dst, sbom)) == 1
+    dest = tmp_path / "pulled"
+    assert_ok(run_cli("pull", "--verify", *policy(keys), dst, dest))
+    assert files_of(dest)["shard-3.bin"] == (model / "shard-3.bin").read_bytes()
+
+
+def test_copy_with_a_wrong_destination_digest_is_a_usage_error(registry: RegistryServer, tmp_path: Path) -> None:
+    model = make_model(tmp_path / "model")
+    src = f"{new_repo(registry)}:v1"
+    assert_ok(run_cli("push", model, src))
+    wrong = "sha256:" + "0" * 64
+    assert_cli_error(run_cli("copy", src, f"{new_repo(registry)}@{wrong}"), 2, "digest")
