@@ -10,28 +10,34 @@ ones too) and legacy signature arrives, and nothing reaches the destination when
 from __future__ import annotations
 
 import json
+import re
 import signal
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from oci_model_sign.digest import sha256_digest
+from oci_model_sign.errors import NotFoundError
 from oci_model_sign.reference import fallback_tag, legacy_signature_tag, parse_reference
 from oci_model_sign.store import open_store
 from oci_model_sign.store.base import (
     EMPTY_DIGEST,
     EMPTY_JSON,
     OCI_EMPTY,
+    OCI_INDEX,
     OCI_MANIFEST,
     BlobSource,
     StoreOptions,
 )
 from oci_model_sign.store.referrers import attach_referrers, list_referrers
+from tests.faultproxy import Fault, FaultProxy, Rule
 from tests.helpers import assert_cli_error, assert_ok, make_model, run_cli, start_cli
 from tests.registry_server import RegistryServer
+from tests.sigstore_local.fixture import SigstoreLocal
 
 PASSWORD = {"COSIGN_PASSWORD": "test-password"}
 SBOM_TYPE = "application/vnd.example.sbom.v1+json"
@@ -373,3 +379,110 @@ def test_copy_with_a_wrong_destination_digest_is_a_usage_error(registry: Registr
     assert_ok(run_cli("push", model, src))
     wrong = "sha256:" + "0" * 64
     assert_cli_error(run_cli("copy", src, f"{new_repo(registry)}@{wrong}"), 2, "digest")
+
+
+# -- both referrer discovery modes ----------------------------------------------------------------
+class ReferrersFront(FaultProxy):
+    """distribution 2.8 with the OCI 1.1 referrers API added in front of it.
+
+    ``GET /v2/<repo>/referrers/<digest>`` is answered from the registry's own storage (every
+    manifest revision of the repository whose ``subject`` names the digest), the way a
+    registry with the API computes it; everything else passes through to the real registry.
+    """
+
+    def __init__(self, server: RegistryServer) -> None:
+        super().__init__(server.url)
+        self.server = server
+
+    def _index(self, repository: str, digest: str) -> bytes:
+        revisions = self.server.root / "docker/registry/v2/repositories" / repository / "_manifests/revisions/sha256"
+        found: list[dict[str, Any]] = []
+        for link in sorted(revisions.glob("*/link")) if revisions.is_dir() else []:
+            candidate = link.read_text().strip()
+            data = self.server.blob_path(candidate).read_bytes()
+            value = json.loads(data)
+            subject = value.get("subject") if isinstance(value, dict) else None
+            if not isinstance(subject, dict) or subject.get("digest") != digest:
+                continue
+            entry: dict[str, Any] = {"mediaType": value.get("mediaType", OCI_MANIFEST), "digest": candidate, "size": len(data)}
+            artifact_type = value.get("artifactType") or value.get("config", {}).get("mediaType")
+            if artifact_type:
+                entry["artifactType"] = artifact_type
+            if value.get("annotations"):
+                entry["annotations"] = value["annotations"]
+            found.append(entry)
+        return json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": found}).encode()
+
+    def _pick(self, method: str, path: str) -> Rule | None:
+        match = re.match(r"^/v2/(.+)/referrers/(sha256:[a-f0-9]{64})", path)
+        if match and method.upper() == "GET":
+            body = self._index(match.group(1), match.group(2))
+            return Rule("GET", ".", Fault.SERVE, status=200, headers={"Content-Type": OCI_INDEX}, body=body)
+        return super()._pick(method, path)
+
+
+@pytest.fixture
+def api_registry(registry: RegistryServer) -> Iterator[ReferrersFront]:
+    front = ReferrersFront(registry)
+    front.start()
+    yield front
+    front.stop()
+
+
+def has_fallback_tag(ref: str, digest: str) -> bool:
+    store = open_store(parse_reference(ref), StoreOptions())
+    try:
+        store.resolve(fallback_tag(digest))
+        return True
+    except NotFoundError:
+        return False
+    finally:
+        close_store(store)
+
+
+def test_referrers_found_through_the_api_are_written_as_a_fallback_index_and_back(
+    api_registry: ReferrersFront, registry: RegistryServer, keys: Path, tmp_path: Path
+) -> None:
+    model = make_model(tmp_path / "model")
+    src = f"{api_registry.host}/copy/{uuid.uuid4().hex[:12]}:v1"
+    digest = push_and_sign(model, src, keys, fmt="bundle")
+    sbom, review = attach_attestations(src, digest)
+    assert not has_fallback_tag(src, digest)  # the source speaks the referrers API only
+
+    middle = f"{new_repo(registry)}:v1"
+    assert_ok(run_cli("copy", src, middle))
+    assert has_fallback_tag(middle, digest)  # no API here: the tag schema
+    assert referrer_digests(middle, digest) == referrer_digests(src, digest)
+    assert_ok(run_cli("verify", middle, *policy(keys)))
+
+    back = f"{api_registry.host}/copy/{uuid.uuid4().hex[:12]}:v1"
+    assert_ok(run_cli("copy", middle, back))
+    assert not has_fallback_tag(back, digest)
+    assert referrer_digests(back, digest) == referrer_digests(src, digest)
+    assert referrer_digests(back, sbom) == [review]
+    dest = tmp_path / "pulled"
+    assert_ok(run_cli("pull", "--verify", *policy(keys), back, dest))
+    assert files_of(dest)["model.safetensors"] == (model / "model.safetensors").read_bytes()
+
+
+# -- keyless ----------------------------------------------------------------------------------------
+def test_keyless_signed_model_verifies_after_copy_with_the_same_identity_policy(
+    registry: RegistryServer, auth_registry: RegistryServer, sigstore_local: SigstoreLocal, tmp_path: Path
+) -> None:
+    model = make_model(tmp_path / "model")
+    src = f"{new_repo(registry)}:v1"
+    dst = f"{new_repo(auth_registry)}:v1"
+    assert_ok(run_cli("push", model, src))
+    token = sigstore_local.token("alice@example.com", "https://issuer.example.com")
+    assert_ok(run_cli("sign", src, "--trust-config", sigstore_local.trust_config, "--identity-token", token))
+    identity = [
+        "--trust-config", str(sigstore_local.trust_config),
+        "--certificate-identity", "alice@example.com",
+        "--certificate-oidc-issuer", "https://issuer.example.com",
+    ]
+    assert_ok(run_cli("copy", "--verify", *identity, src, dst, "--dest-creds", creds(auth_registry)))
+    auth_env = {"OMSIGN_USERNAME": str(auth_registry.username), "OMSIGN_REGISTRY_PASSWORD": str(auth_registry.password)}
+    assert_ok(run_cli("verify", dst, *identity, env=auth_env))
+    wrong = [*identity[:3], "mallory@example.com", *identity[4:]]
+    assert_cli_error(run_cli("copy", "--verify", *wrong, src, f"oci:{tmp_path / 'never'}:v1"), 8)
+    assert not (tmp_path / "never").exists()
