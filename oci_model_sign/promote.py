@@ -119,9 +119,15 @@ def copy(
         dst = open_store(target, dst_options or StoreOptions(), create=True)
         cache = BlobLocationCache() if use_cache else None
         mount = _mount_sources(src, dst, cache)
-        stats = copy_graph(
-            src, dst, graph, tag=dst_tag, mount=mount, concurrency=concurrency, reporter=reporter
-        )
+        try:
+            stats = copy_graph(
+                src, dst, graph, tag=dst_tag, mount=mount, concurrency=concurrency, reporter=reporter
+            )
+        except BaseException:
+            discard = getattr(dst, "discard", None)  # an archive: keep the file as it was
+            if callable(discard):
+                discard()
+            raise
         if cache is not None:
             _remember(cache, dst, graph)
         return CopyResult(
