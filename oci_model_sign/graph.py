@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import IntegrityError, LimitError, NotFoundError
+from .errors import IntegrityError, LimitError, NotFoundError, RegistryError
 from .limits import load_json
 from .progress import NullReporter, Reporter
 from .reference import legacy_signature_tag
@@ -230,6 +230,14 @@ def _read_layers(store: Store, tag: str) -> list[LegacyLayer] | None:
     return out
 
 
+def _try_mount(dst: Store, digest: str, repository: str) -> bool:
+    """A refused mount (no pull access there, a stale hint) means: upload instead."""
+    try:
+        return dst.mount_blob(digest, repository)
+    except RegistryError:
+        return False
+
+
 def copy_graph(
     src: Store,
     dst: Store,
@@ -260,7 +268,7 @@ def copy_graph(
                 progress(desc.size)
                 return
             for repository in mount(desc.digest) if mount is not None else ():
-                if dst.mount_blob(desc.digest, repository):
+                if _try_mount(dst, desc.digest, repository):
                     stats.add(mounted_blobs=1)
                     progress(desc.size)
                     return

@@ -38,8 +38,9 @@ def _close(store: Store) -> None:
 
 
 def _registry_url(store: Store) -> str | None:
-    url = getattr(store, "base_url", None)
-    return url if isinstance(url, str) else None
+    from .mounts import registry_url
+
+    return registry_url(store)
 
 
 @dataclass
@@ -129,7 +130,8 @@ def copy(
                 discard()
             raise
         if cache is not None:
-            _remember(cache, dst, graph)
+            _remember(cache, src, dst, graph)
+            cache.close()
         return CopyResult(
             source=str(source.pinned(manifest.digest)),
             destination=str(dataclasses.replace(target, tag=dst_tag, digest=manifest.digest)),
@@ -160,12 +162,13 @@ def _mount_sources(src: Store, dst: Store, cache: Any) -> Any:
     return sources
 
 
-def _remember(cache: Any, dst: Store, graph: Any) -> None:
-    url = _registry_url(dst)
-    if url is None:
-        return
+def _remember(cache: Any, src: Store, dst: Store, graph: Any) -> None:
+    """Both sides now hold every blob of the graph: later pushes and copies can mount them."""
+    from .mounts import record_locations
+
     digests = {d.digest for node in graph.nodes() for d in node.blobs}
-    cache.record(url, dst.ref.repository, digests)
+    record_locations(cache, src, digests)
+    record_locations(cache, dst, digests)
 
 
 @dataclass
