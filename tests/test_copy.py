@@ -486,3 +486,52 @@ def test_keyless_signed_model_verifies_after_copy_with_the_same_identity_policy(
     wrong = [*identity[:3], "mallory@example.com", *identity[4:]]
     assert_cli_error(run_cli("copy", "--verify", *wrong, src, f"oci:{tmp_path / 'never'}:v1"), 8)
     assert not (tmp_path / "never").exists()
+
+
+# -- tag and ls -------------------------------------------------------------------------------------
+def test_tag_adds_a_tag_without_any_blob_traffic(registry: RegistryServer, tmp_path: Path) -> None:
+    model = make_model(tmp_path / "model")
+    with FaultProxy(registry.url) as proxy:
+        repo = f"{proxy.host}/copy/{uuid.uuid4().hex[:12]}"
+        assert_ok(run_cli("push", model, f"{repo}:v1"))
+        proxy.clear()
+        tagged = run_cli("tag", f"{repo}:v1", "stable", "--json")
+        assert_ok(tagged)
+        assert not proxy.log(path=r"/blobs/")
+        digest = json.loads(tagged.stdout)["digest"]
+        assert run_cli("ls", repo).stdout.split() == ["stable", "v1"]
+        assert run_cli("inspect", f"{repo}:stable", "--json").stdout.count(digest) >= 1
+
+
+@pytest.mark.parametrize("kind", ["oci", "oci-archive"])
+def test_tag_works_on_layouts_and_archives(kind: str, tmp_path: Path) -> None:
+    model = make_model(tmp_path / "model")
+    where = f"{kind}:{tmp_path / ('store.tar' if kind == 'oci-archive' else 'store')}"
+    assert_ok(run_cli("push", model, f"{where}:v1"))
+    assert_ok(run_cli("tag", f"{where}:v1", "prod"))
+    assert run_cli("ls", where).stdout.split() == ["prod", "v1"]
+
+
+def test_ls_follows_every_page_of_the_tag_list(registry: RegistryServer) -> None:
+    # distribution 2.8 sends every tag at once; a registry that pages (GHCR, Harbor) sends a
+    # Link header, played here by the proxy in front of the real registry.
+    with FaultProxy(registry.url) as proxy:
+        name = f"copy/{uuid.uuid4().hex[:12]}"
+        first = json.dumps({"name": name, "tags": ["a", "c"]}).encode()
+        second = json.dumps({"name": name, "tags": ["b"]}).encode()
+        proxy.add(Rule("GET", r"/tags/list\?n=2$", Fault.SERVE, status=200, body=first, headers={
+            "Content-Type": "application/json", "Link": f'</v2/{name}/tags/list?n=2&last=c>; rel="next"'}))
+        proxy.add(Rule("GET", r"/tags/list\?n=2&last=c$", Fault.SERVE, status=200, body=second,
+                       headers={"Content-Type": "application/json"}))
+        listed = run_cli("ls", f"{proxy.host}/{name}", "--page-size", "2", "--json")
+        assert_ok(listed)
+        assert json.loads(listed.stdout)["tags"] == ["a", "b", "c"]
+        assert len(proxy.log("GET", r"/tags/list")) == 2
+
+
+def test_ls_of_a_missing_repository_is_not_found(registry: RegistryServer) -> None:
+    assert_cli_error(run_cli("ls", new_repo(registry)), 6)
+
+
+def test_tag_refuses_an_invalid_tag_before_any_traffic(registry: RegistryServer) -> None:
+    assert_cli_error(run_cli("tag", f"{new_repo(registry)}:v1", "no/slashes"), 2, "invalid tag")
