@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 
 from .base import Descriptor, Store
 
-QUEUE_DEPTH = 2  # pieces of at most a few MiB each: bounded memory per stream
+QUEUE_DEPTH = 1  # pieces of at most a few MiB each: bounded memory per stream
 _POLL = 0.2  # seconds between checks that the reader has not gone away
 
 
