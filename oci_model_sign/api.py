@@ -319,6 +319,8 @@ def verify(ref: str | Reference, policy: Any, *, options: StoreOptions | None = 
         _close(store)
 
 
+from .promote import CopyResult, copy, list_tags, tag  # noqa: E402, F401  (re-exported: promotion has its own module)
+
 __all__ = [
     "InspectResult",
     "PullResult",

@@ -261,7 +261,8 @@ def copy_graph(
     reporter.set_total(sum(d.size for d in blobs.values()))
 
     def copy_blob(desc: Descriptor) -> None:
-        progress = reporter.task(desc.digest[7:19], desc.size)
+        title = (desc.annotations or {}).get("org.opencontainers.image.title")
+        progress = reporter.task(title or desc.digest[7:19], desc.size)
         try:
             if dst.blob_exists(desc.digest):
                 stats.add(skipped_blobs=1)

@@ -535,3 +535,23 @@ def test_ls_of_a_missing_repository_is_not_found(registry: RegistryServer) -> No
 
 def test_tag_refuses_an_invalid_tag_before_any_traffic(registry: RegistryServer) -> None:
     assert_cli_error(run_cli("tag", f"{new_repo(registry)}:v1", "no/slashes"), 2, "invalid tag")
+
+
+def test_connections_reset_on_both_sides_of_a_copy_are_absorbed(
+    registry: RegistryServer, private_registry: RegistryServer, keys: Path, tmp_path: Path
+) -> None:
+    model = make_model(tmp_path / "model", {"weights.bin": 20_000_000, "config.json": b"{}"})
+    with FaultProxy(registry.url) as src_proxy, FaultProxy(private_registry.url) as dst_proxy:
+        src = f"{src_proxy.host}/copy/{uuid.uuid4().hex[:12]}:v1"
+        digest = push_and_sign(model, src, keys)
+        weights = sha256_digest((model / "weights.bin").read_bytes())
+        src_proxy.add(Rule("GET", f"/blobs/{weights}", Fault.RESET_RESPONSE, after=3_000_000))
+        dst_proxy.add(Rule("PATCH", r"/blobs/uploads/", Fault.RESET_REQUEST, after=2_000_000))
+        dst = f"{dst_proxy.host}/copy/{uuid.uuid4().hex[:12]}:v1"
+        copied = run_cli("copy", src, dst, "--json")
+        assert_ok(copied)
+        assert json.loads(copied.stdout)["digest"] == digest
+        assert src_proxy.rules[0].fired == 1 and dst_proxy.rules[0].fired == 1
+        dest = tmp_path / "pulled"
+        assert_ok(run_cli("pull", "--verify", *policy(keys), dst, dest))
+        assert files_of(dest)["weights.bin"] == (model / "weights.bin").read_bytes()
