@@ -37,6 +37,7 @@ from oci_model_sign.store.referrers import attach_referrers, list_referrers
 from tests.faultproxy import Fault, FaultProxy, Rule
 from tests.helpers import assert_cli_error, assert_ok, make_model, run_cli, start_cli
 from tests.registry_server import RegistryServer
+from tests.s3_registry import S3Registry
 from tests.sigstore_local.fixture import SigstoreLocal
 
 PASSWORD = {"COSIGN_PASSWORD": "test-password"}
@@ -555,3 +556,49 @@ def test_connections_reset_on_both_sides_of_a_copy_are_absorbed(
         dest = tmp_path / "pulled"
         assert_ok(run_cli("pull", "--verify", *policy(keys), dst, dest))
         assert files_of(dest)["weights.bin"] == (model / "weights.bin").read_bytes()
+
+
+# -- a registry on object storage, redirecting blob downloads ----------------------------------------
+@pytest.fixture(scope="module")
+def s3_registry() -> Iterator[S3Registry]:
+    from tests import s3_registry as s3
+
+    if not s3.available():
+        pytest.skip("moto[server] or docker-registry missing")
+    server = s3.start()
+    yield server
+    server.stop()
+
+
+def presigned(storage: FaultProxy) -> list[dict[str, str]]:
+    """Headers of the requests that followed a registry redirect (signature in the URL)."""
+    return [r.headers for r in storage.log() if "X-Amz-Signature=" in r.path]
+
+
+def test_push_pull_and_copy_follow_storage_redirects_without_sending_registry_credentials(
+    s3_registry: S3Registry, registry: RegistryServer, keys: Path, tmp_path: Path
+) -> None:
+    s3 = s3_registry.server
+    env = {"OMSIGN_USERNAME": str(s3.username), "OMSIGN_REGISTRY_PASSWORD": str(s3.password)}
+    model = make_model(tmp_path / "model", {"weights.bin": 1_000_000, "config.json": b"{}"})
+    ref = f"{new_repo(s3)}:v1"
+    pushed = run_cli("push", model, ref, "--json", env=env)
+    assert_ok(pushed)
+    digest = json.loads(pushed.stdout)["digest"]
+    assert_ok(run_cli("sign", ref, "--key", keys / "a" / "cosign.key", env={**env, **PASSWORD}))
+    s3_registry.storage.clear()
+
+    dest = tmp_path / "pulled"
+    assert_ok(run_cli("pull", "--verify", *policy(keys), ref, dest, env=env))
+    assert files_of(dest)["weights.bin"] == (model / "weights.bin").read_bytes()
+    plain = f"{new_repo(registry)}:v1"
+    assert_ok(run_cli("copy", ref, plain, "--src-creds", creds(s3)))  # S3 -> registry
+    back = f"{new_repo(s3)}:v1"
+    assert_ok(run_cli("copy", plain, back, "--dest-creds", creds(s3)))  # registry -> S3
+    checked = run_cli("verify", back, *policy(keys), env=env)
+    assert_ok(checked)
+    assert checked.stdout.strip() == digest
+
+    followed = presigned(s3_registry.storage)
+    assert len(followed) >= 4  # the blobs of a pull and of a copy came from the storage host
+    assert not [h for h in followed if "authorization" in h]
