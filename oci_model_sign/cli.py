@@ -667,6 +667,8 @@ def copy(
         return
     if result.verification is not None:
         typer.echo(result.verification.summary(), err=True)
+    for note in result.notes:
+        typer.echo(f"note: {note}", err=True)
     s = result.stats
     typer.echo(
         f"copied {s.blobs} blobs ({s.copied_blobs} sent, {_human(s.copied_bytes)}; {s.mounted_blobs} mounted; "

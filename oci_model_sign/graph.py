@@ -100,6 +100,7 @@ class _Walker:
         self.store = store
         self.with_referrers = referrers
         self.seen: set[str] = set()
+        self.skipped: list[str] = []  # referrers listed but unreadable
         limits = store.limits
         self.max_nodes = limits.layers + limits.referrers * 4
 
@@ -151,8 +152,11 @@ class _Walker:
                 continue
             try:
                 child = self.node(desc.digest, depth + 1)
-            except NotFoundError:
-                continue  # an index entry whose manifest is gone: nothing to carry
+            except (NotFoundError, IntegrityError):
+                # An index entry whose manifest is gone or garbled: nothing worth carrying, and
+                # one broken referrer must not keep the model and its signatures from moving.
+                self.skipped.append(desc.digest)
+                continue
             subject = self._parse(child.manifest).get("subject")
             try:
                 subject_digest = Descriptor.from_json(subject, "referrer subject").digest
@@ -169,13 +173,19 @@ class _Walker:
                 continue
             if desc.digest in self.seen:
                 continue
-            child = self.node(desc.digest, depth + 1)
-            node.legacy[suffix] = child
+            try:
+                node.legacy[suffix] = self.node(desc.digest, depth + 1)
+            except (NotFoundError, IntegrityError):
+                self.skipped.append(desc.digest)
 
 
-def walk(store: Store, root: Descriptor, *, referrers: bool = True) -> Node:
-    """The graph below ``root`` at ``store`` (see the module docstring)."""
-    return _Walker(store, referrers).node(root.digest, 0)
+def walk(
+    store: Store, root: Descriptor, *, referrers: bool = True, manifest: ManifestData | None = None
+) -> tuple[Node, list[str]]:
+    """The graph below ``root`` at ``store`` (see the module docstring), and the digests of
+    referrers that were listed but could not be read (left behind)."""
+    walker = _Walker(store, referrers)
+    return walker.node(root.digest, 0, manifest), walker.skipped
 
 
 def _key(layer: LegacyLayer) -> tuple[str, str]:

@@ -63,6 +63,8 @@ class CopyResult:
         }
         if self.verification is not None:
             out["verification"] = self.verification.to_dict()
+        if self.notes:
+            out["notes"] = self.notes
         return out
 
 
@@ -115,8 +117,7 @@ def copy(
             verification = found.result
             verification.raise_if_failed()
         dst_tag = tag if tag is not None else (target.tag or source.tag)
-        graph = walk(src, manifest.descriptor, referrers=referrers)
-        graph.manifest = manifest
+        graph, skipped = walk(src, manifest.descriptor, referrers=referrers, manifest=manifest)
         dst = open_store(target, dst_options or StoreOptions(), create=True)
         cache = BlobLocationCache() if use_cache else None
         mount = _mount_sources(src, dst, cache)
@@ -139,6 +140,7 @@ def copy(
             tag=dst_tag,
             stats=stats,
             verification=verification,
+            notes=[f"referrer {d} is listed at the source but unreadable there; not copied" for d in skipped],
         )
     finally:
         _close(src)

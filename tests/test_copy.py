@@ -602,3 +602,24 @@ def test_push_pull_and_copy_follow_storage_redirects_without_sending_registry_cr
     followed = presigned(s3_registry.storage)
     assert len(followed) >= 4  # the blobs of a pull and of a copy came from the storage host
     assert not [h for h in followed if "authorization" in h]
+
+
+def test_a_listed_referrer_that_is_gone_is_left_behind_with_a_note(
+    registry: RegistryServer, keys: Path, tmp_path: Path
+) -> None:
+    model = make_model(tmp_path / "model")
+    src = f"{new_repo(registry)}:v1"
+    digest = push_and_sign(model, src, keys, fmt="bundle")
+    sbom, _ = attach_attestations(src, digest)
+    store = open_store(parse_reference(src), StoreOptions())
+    try:
+        store.delete_manifest(sbom)  # the fallback index still lists it
+    finally:
+        close_store(store)
+    dst = f"oci:{tmp_path / 'dst'}:v1"
+    copied = run_cli("copy", src, dst, "--json")
+    assert_ok(copied)
+    report = json.loads(copied.stdout)
+    assert any(sbom in note for note in report["notes"])
+    assert sbom not in referrer_digests(dst, digest)
+    assert_ok(run_cli("verify", dst, *policy(keys)))
