@@ -6,15 +6,17 @@ import hashlib
 import io
 import json
 import shutil
+import signal
 import subprocess
 import tarfile
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 
 from oci_model_sign.store.base import StoreOptions
-from tests.helpers import assert_cli_error, assert_ok, make_model, run_cli
+from tests.helpers import assert_cli_error, assert_ok, make_model, run_cli, start_cli
 from tests.registry_server import RegistryServer
 from tests.test_copy import (
     attach_attestations,
@@ -231,3 +233,26 @@ def test_a_blob_edited_inside_the_archive_fails_its_digest(tmp_path: Path) -> No
 
 def test_missing_archive_is_not_found(tmp_path: Path) -> None:
     assert_cli_error(run_cli("pull", f"oci-archive:{tmp_path / 'none.tar'}:v1", tmp_path / "out"), 6)
+
+
+def test_a_killed_copy_into_an_archive_leaves_it_unchanged_and_a_rerun_cleans_up(
+    registry: RegistryServer, keys: Path, tmp_path: Path  # noqa: F811
+) -> None:
+    model = make_model(tmp_path / "model", {f"shard-{i}.bin": 24_000_000 for i in range(3)})
+    src = f"{new_repo(registry)}:v1"
+    digest = push_and_sign(model, src, keys)
+    out = tmp_path / "out"
+    out.mkdir()
+    archive = out / "m.tar"
+    proc = start_cli("copy", src, f"oci-archive:{archive}:v1", "-j", "1")
+    time.sleep(1.2)
+    assert proc.poll() is None, "the copy finished before it could be interrupted"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert not archive.exists()  # never a half-written archive
+
+    assert_ok(run_cli("copy", src, f"oci-archive:{archive}:v1"))
+    assert [p.name for p in out.iterdir()] == ["m.tar"]  # the killed run's staging folder is gone
+    checked = run_cli("verify", f"oci-archive:{archive}:v1", *policy(keys))
+    assert_ok(checked)
+    assert checked.stdout.strip() == digest

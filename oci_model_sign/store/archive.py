@@ -16,6 +16,7 @@ half-written archive, and ``discard`` drops the changes.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
 import os
 import shutil
@@ -198,6 +199,7 @@ class ArchiveStore:
         self._members: dict[str, Member] | None = None
         self._staging: LayoutStore | None = None
         self._staging_dir: Path | None = None
+        self._lock_fd: int | None = None
         self._lock = threading.Lock()
         if self.path.exists():
             if not self.path.is_file():
@@ -249,9 +251,14 @@ class ArchiveStore:
             return self._staging
 
     def _start_staging(self) -> LayoutStore:
+        prefix = f".{self.path.name}.omsign-"
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            folder = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.omsign-", dir=self.path.parent))
+            self._sweep(prefix)
+            folder = Path(tempfile.mkdtemp(prefix=prefix, dir=self.path.parent))
+            # Held while we write: tells a later sweep this folder is in use, not abandoned.
+            self._lock_fd = os.open(folder, os.O_RDONLY)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         except OSError as exc:
             raise InputError(f"cannot write beside {self.path}: {exc.strerror or exc}") from exc
         self._staging_dir = folder
@@ -270,12 +277,28 @@ class ArchiveStore:
                 (layout / INDEX_FILE).write_bytes(data)
         return staging
 
+    def _sweep(self, prefix: str) -> None:
+        """Remove staging folders a killed writer left beside the archive (no one holds their lock)."""
+        for stale in self.path.parent.glob(f"{prefix}*"):
+            try:
+                fd = os.open(stale, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # another process is writing there
+            else:
+                shutil.rmtree(stale, ignore_errors=True)
+            finally:
+                os.close(fd)
+
     def close(self) -> None:
         """Pack what was written into the archive (atomically); nothing to do after reads only."""
         if self._staging is None or self._staging_dir is None:
             return
         root = self._staging.root
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.tmp-", dir=self.path.parent)
+        fd, tmp = tempfile.mkstemp(prefix="archive-", suffix=".tar", dir=self._staging_dir)
         try:
             with os.fdopen(fd, "wb") as raw:
                 with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
@@ -312,6 +335,9 @@ class ArchiveStore:
         """Forget what was written since opening; the archive stays as it was."""
         if self._staging_dir is not None:
             shutil.rmtree(self._staging_dir, ignore_errors=True)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
         self._staging = None
         self._staging_dir = None
 
