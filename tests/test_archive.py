@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from oci_model_sign.digest import sha256_digest
 from oci_model_sign.store.base import StoreOptions
+from tests.faultproxy import Fault, FaultProxy, Rule
 from tests.helpers import assert_cli_error, assert_ok, make_model, run_cli, start_cli
 from tests.registry_server import RegistryServer
 from tests.test_copy import (
@@ -238,20 +240,25 @@ def test_missing_archive_is_not_found(tmp_path: Path) -> None:
 def test_a_killed_copy_into_an_archive_leaves_it_unchanged_and_a_rerun_cleans_up(
     registry: RegistryServer, keys: Path, tmp_path: Path  # noqa: F811
 ) -> None:
-    model = make_model(tmp_path / "model", {f"shard-{i}.bin": 24_000_000 for i in range(3)})
-    src = f"{new_repo(registry)}:v1"
-    digest = push_and_sign(model, src, keys)
+    model = make_model(tmp_path / "model", {f"shard-{i}.bin": 4_000_000 for i in range(3)})
+    last = sha256_digest((model / "shard-2.bin").read_bytes())
     out = tmp_path / "out"
     out.mkdir()
     archive = out / "m.tar"
-    proc = start_cli("copy", src, f"oci-archive:{archive}:v1", "-j", "1")
-    time.sleep(1.2)
-    assert proc.poll() is None, "the copy finished before it could be interrupted"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    assert not archive.exists()  # never a half-written archive
+    with FaultProxy(registry.url) as proxy:
+        src = f"{proxy.host}/copy/{uuid.uuid4().hex[:12]}:v1"
+        digest = push_and_sign(model, src, keys)
+        proxy.add(Rule("GET", f"/blobs/{last}", Fault.DELAY, drip_bytes=64 * 1024, drip_interval=0.05))
+        proc = start_cli("copy", src, f"oci-archive:{archive}:v1", "-j", "1")
+        deadline = time.monotonic() + 60
+        while not list(out.glob(".m.tar.omsign-*/layout/blobs/sha256/*")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, "the copy finished before it could be interrupted"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        assert not archive.exists()  # never a half-written archive
 
-    assert_ok(run_cli("copy", src, f"oci-archive:{archive}:v1"))
+        assert_ok(run_cli("copy", src, f"oci-archive:{archive}:v1"))
     assert [p.name for p in out.iterdir()] == ["m.tar"]  # the killed run's staging folder is gone
     checked = run_cli("verify", f"oci-archive:{archive}:v1", *policy(keys))
     assert_ok(checked)

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from oci_model_sign.digest import sha256_digest
@@ -347,31 +348,49 @@ def test_verified_copy_passes_and_reports_the_verification(
     assert report["digest"] == digest and report["verification"]["ok"] is True
 
 
+def wait_for_blobs(registry: RegistryServer, repository: str, digests: list[str], count: int) -> None:
+    """Until ``count`` of ``digests`` are in ``repository`` (the copy is under way), at most 60 s."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        present = [d for d in digests if httpx.head(f"{registry.url}/v2/{repository}/blobs/{d}").status_code == 200]
+        if len(present) >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the copy did not get {count} blobs across in 60 s")
+
+
 def test_interrupted_copy_rerun_completes_without_duplicates(
     registry: RegistryServer, keys: Path, tmp_path: Path
 ) -> None:
-    model = make_model(tmp_path / "model", {f"shard-{i}.bin": 24_000_000 for i in range(4)})
-    src = f"{new_repo(registry)}:v1"
-    digest = push_and_sign(model, src, keys)
-    sbom, _ = attach_attestations(src, digest)
-    dst = f"{new_repo(registry)}:v1"
-    proc = start_cli("copy", src, dst, "-j", "1", "--no-cache")
-    time.sleep(1.2)
-    assert proc.poll() is None, "the copy finished before it could be interrupted"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
+    model = make_model(tmp_path / "model", {f"shard-{i}.bin": 4_000_000 for i in range(4)})
+    shards = [sha256_digest((model / f"shard-{i}.bin").read_bytes()) for i in range(4)]
+    with FaultProxy(registry.url) as proxy:
+        # The source is reached through a proxy (another host, so the copy streams rather than
+        # mounts) that drips one shard slowly: the copy is surely mid-way when it is killed.
+        src = f"{proxy.host}/copy/{uuid.uuid4().hex[:12]}:v1"
+        digest = push_and_sign(model, src, keys)
+        sbom, _ = attach_attestations(src, digest)
+        proxy.add(Rule("GET", f"/blobs/{shards[3]}", Fault.DELAY, drip_bytes=64 * 1024, drip_interval=0.05))
+        dst_repo = f"copy/{uuid.uuid4().hex[:12]}"
+        dst = f"{registry.host}/{dst_repo}:v1"
+        proc = start_cli("copy", src, dst, "-j", "1", "--no-cache")
+        wait_for_blobs(registry, dst_repo, shards, 2)
+        assert proc.poll() is None, "the copy finished before it could be interrupted"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        assert_cli_error(run_cli("verify", dst, *policy(keys)), 6)  # no tag yet: nothing half-promoted
 
-    assert_ok(run_cli("copy", src, dst, "--no-cache"))
-    assert_ok(run_cli("copy", src, dst, "--no-cache"))  # and once more: still nothing doubled
-    assert_ok(run_cli("verify", dst, *policy(keys)))
-    entries = raw_fallback_entries(dst, digest)
-    assert len(entries) == len(set(entries)) == 3
-    assert sorted(entries) == referrer_digests(src, digest)
-    assert legacy_layers(dst, digest) == legacy_layers(src, digest)
-    assert len(raw_fallback_entries(dst, sbom)) == 1
-    dest = tmp_path / "pulled"
-    assert_ok(run_cli("pull", "--verify", *policy(keys), dst, dest))
-    assert files_of(dest)["shard-3.bin"] == (model / "shard-3.bin").read_bytes()
+        assert_ok(run_cli("copy", src, dst, "--no-cache"))
+        assert_ok(run_cli("copy", src, dst, "--no-cache"))  # and once more: still nothing doubled
+        assert_ok(run_cli("verify", dst, *policy(keys)))
+        entries = raw_fallback_entries(dst, digest)
+        assert len(entries) == len(set(entries)) == 3
+        assert sorted(entries) == referrer_digests(src, digest)
+        assert legacy_layers(dst, digest) == legacy_layers(src, digest)
+        assert len(raw_fallback_entries(dst, sbom)) == 1
+        dest = tmp_path / "pulled"
+        assert_ok(run_cli("pull", "--verify", *policy(keys), dst, dest))
+        assert files_of(dest)["shard-3.bin"] == (model / "shard-3.bin").read_bytes()
 
 
 def test_copy_with_a_wrong_destination_digest_is_a_usage_error(registry: RegistryServer, tmp_path: Path) -> None:
