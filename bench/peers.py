@@ -78,6 +78,19 @@ def skopeo_push(layout: Path, tag: str, ref: str) -> Cmd:
     return Cmd(["skopeo", "copy", f"oci:{layout}:{tag}", f"docker://{ref}", "--dest-tls-verify=false"])
 
 
+def omsign_copy(src: str, dst: str, env: dict[str, str], *, no_cache: bool = True) -> Cmd:
+    argv = [OMSIGN, "copy", src, dst, "--no-progress"]
+    if no_cache:
+        argv.append("--no-cache")
+    return Cmd(argv, env=env)
+
+
+def skopeo_copy(src: str, dst: str) -> Cmd:
+    """Registry to registry; skopeo carries the image only (signatures and referrers stay behind)."""
+    return Cmd(["skopeo", "copy", "--src-tls-verify=false", "--dest-tls-verify=false",
+                f"docker://{src}", f"docker://{dst}"])
+
+
 def skopeo_pull(ref: str, dest: Path, tag: str = "v1") -> Cmd:
     return Cmd(["skopeo", "copy", f"docker://{ref}", f"oci:{dest}:{tag}", "--src-tls-verify=false"])
 

@@ -55,6 +55,10 @@ SIGN_S = 0.5
 VERIFY_S = 0.5
 PULL_VERIFY_VS_PULL = 1.1
 HASHING_VS_MODEL_SIGNING = 1.0
+COPY_VS_SKOPEO = 0.8
+SECOND_REPO_VS_SKOPEO = 2.0
+SECOND_REPO_S = 1.0
+IN_REGISTRY_COPY_S = 1.0
 
 
 class Bench:
@@ -379,6 +383,47 @@ def phase_omsign(b: Bench, model: Model) -> None:
         b.stop(reg)
 
 
+def phase_promotion(b: Bench, model: Model, layout: Path | None) -> None:
+    """Promotion, side by side with skopeo: registry-to-registry copy (fresh destination per
+    run), a push to a second repository of the same registry (blob-location cache vs skopeo's
+    blob-info cache), and a copy within one registry (all mounts)."""
+    size = model.total_bytes
+    src_reg = b.registry()
+    src = f"{src_reg.host}/bench/m:v1"
+    try:
+        m = measure.run(peers.omsign_push(model.path, src, b.env, no_cache=False).argv, env=b.env, timeout=b.timeout)
+        if not m.ok:
+            b.note(f"promotion: the source push failed: {m.stderr_tail.strip()[-300:]}")
+            return
+        for r in range(1, b.args.repeat + 1):
+            for tool in (("omsign", "skopeo") if r % 2 else ("skopeo", "omsign")):
+                dst_reg = b.registry()
+                dst = f"{dst_reg.host}/bench/copy:v1"
+                try:
+                    cmd = peers.omsign_copy(src, dst, b.env) if tool == "omsign" else peers.skopeo_copy(src, dst)
+                    b.measure("copy", tool, cmd, size=size, nbytes=size, repeat=r, registry=dst_reg)
+                finally:
+                    b.stop(dst_reg)
+        if layout is not None:
+            m = measure.run(peers.skopeo_push(layout, "v1", f"{src_reg.host}/bench/skopeo-first:v1").argv,
+                            timeout=b.timeout)
+            if not m.ok:
+                b.note(f"promotion: skopeo's first push failed: {m.stderr_tail.strip()[-300:]}")
+        for r in range(1, b.args.repeat + 1):
+            b.measure("push_second_repo", "omsign",
+                      peers.omsign_push(model.path, f"{src_reg.host}/bench/second-{r}:v1", b.env, no_cache=False),
+                      size=size, nbytes=size, repeat=r, warm=model, registry=src_reg)
+            if layout is not None:
+                b.measure("push_second_repo", "skopeo",
+                          peers.skopeo_push(layout, "v1", f"{src_reg.host}/bench/skopeo-second-{r}:v1"),
+                          size=size, nbytes=size, repeat=r, warm=model, registry=src_reg)
+            b.measure("copy_in_registry", "omsign",
+                      peers.omsign_copy(src, f"{src_reg.host}/bench/promoted-{r}:v1", b.env),
+                      size=size, nbytes=size, repeat=r, registry=src_reg)
+    finally:
+        b.stop(src_reg)
+
+
 def phase_hashing(b: Bench, model: Model) -> None:
     """Local, hashing-dominated work: omsign pack --no-cache vs model_signing sign/verify."""
     size = model.total_bytes
@@ -519,6 +564,17 @@ def evaluate(med: dict[str, Any]) -> list[dict[str, Any]]:
         v = _get(med, op, "omsign", "peak_rss_tree_mb_max")
         add(f"peak RSS <= 150 MB ({op})", v, round(RSS_LIMIT_MIB, 2), None if v is None else v <= RSS_LIMIT_MIB,
             "MiB; max over runs of the summed RSS of the process tree; 150 MB = 143.05 MiB")
+    ratio_target("copy registry->registry <= 0.8 x skopeo copy (wall)", "copy", "skopeo", COPY_VS_SKOPEO)
+    ratio_target("second-repository push <= 2 x skopeo (wall)", "push_second_repo", "skopeo", SECOND_REPO_VS_SKOPEO)
+    v = _get(med, "push_second_repo", "omsign")
+    add("second-repository push < 1 s", v, SECOND_REPO_S, None if v is None else v < SECOND_REPO_S,
+        "omsign push, digest and blob-location caches warm: every blob mounted")
+    v = _get(med, "copy_in_registry", "omsign")
+    add("copy within one registry < 1 s", v, IN_REGISTRY_COPY_S, None if v is None else v < IN_REGISTRY_COPY_S,
+        "omsign copy to another repository of the source registry: every blob mounted")
+    v = _get(med, "copy", "omsign", "peak_rss_tree_mb_max")
+    add("peak RSS <= 150 MB (copy)", v, round(RSS_LIMIT_MIB, 2), None if v is None else v <= RSS_LIMIT_MIB,
+        "MiB; omsign copy registry->registry")
     a, p = _get(med, "pack_nocache", "omsign", "throughput_MBps"), _get(med, "sign", "model_signing", "throughput_MBps")
     add("local hashing >= 1.0 x model_signing throughput (pack --no-cache vs model_signing sign)",
         None if a is None or p is None else round(a / p, 3), HASHING_VS_MODEL_SIGNING,
@@ -603,6 +659,17 @@ def markdown(data: dict[str, Any]) -> str:
          _cell(med, "push", "oras-py", "rss"), "", "", "≤ 150 MB", status("peak RSS <= 150 MB (push)")),
         ("peak RSS pull (process tree)", _cell(med, "pull", "omsign", "rss"), _cell(med, "pull", "skopeo", "rss"),
          _cell(med, "pull", "oras-py", "rss"), "", "", "≤ 150 MB", status("peak RSS <= 150 MB (pull)")),
+        ("copy registry→registry (skopeo drops signatures)", _cell(med, "copy", "omsign"), _cell(med, "copy", "skopeo"),
+         "", "", ratio("copy", "copy", "skopeo"), "≤ 0.8× skopeo",
+         status("copy registry->registry <= 0.8 x skopeo copy (wall)")),
+        ("peak RSS copy (process tree)", _cell(med, "copy", "omsign", "rss"), _cell(med, "copy", "skopeo", "rss"),
+         "", "", "", "≤ 150 MB", status("peak RSS <= 150 MB (copy)")),
+        ("push to a second repository of the registry", _cell(med, "push_second_repo", "omsign"),
+         _cell(med, "push_second_repo", "skopeo"), "", "", ratio("push_second_repo", "push_second_repo", "skopeo"),
+         "≤ 2× skopeo; < 1 s",
+         status("second-repository push <= 2 x skopeo (wall)", "second-repository push < 1 s")),
+        ("copy within one registry (all mounts)", _cell(med, "copy_in_registry", "omsign"), "", "", "", "", "< 1 s",
+         status("copy within one registry < 1 s")),
         ("re-push, unchanged (cache warm)", _cell(med, "repush_unchanged", "omsign"), "", "", "", "", "≤ 1 s",
          status("unchanged re-push <= 1 s")),
         ("re-push, one shard changed", _cell(med, "repush_one_shard", "omsign"), "", "", "",
@@ -774,7 +841,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="256 MiB, 1 repeat: a smoke test")
     ap.add_argument("--scaling", action="store_true", help="push/pull at 0.25, 0.5, 1, 2, 4 GiB too")
     ap.add_argument("--tools", default=",".join(TOOLS), help="transfer tools to compare (comma list)")
-    ap.add_argument("--skip", default="", help="phases to leave out: transfer,omsign,hashing")
+    ap.add_argument("--skip", default="", help="phases to leave out: transfer,omsign,promotion,hashing")
     ap.add_argument("--workdir", default=str(RESULTS / "tmp"), help="scratch space (needs ~5x the model size)")
     ap.add_argument("--out", default=str(RESULTS), help="where latest.json/.md/throughput.png go")
     ap.add_argument("--report-only", action="store_true", help="rebuild reports from OUT/latest.json")
@@ -836,6 +903,11 @@ def main() -> int:
             if s == size:
                 if "omsign" not in skip and "omsign" in args.tools_list:
                     phase_omsign(b, model)
+                if "promotion" not in skip and "omsign" in args.tools_list:
+                    promo_layout = skopeo_layout(b, model) if "skopeo" in args.tools_list else None
+                    phase_promotion(b, model, promo_layout)
+                    if promo_layout is not None:
+                        rmtree(promo_layout)
                 if "hashing" not in skip:
                     phase_hashing(b, model)
             rmtree(model.path)

@@ -53,8 +53,11 @@ def push(
     pack = pack_options or PackOptions()
     pack.use_cache = use_cache and pack.use_cache
     store = open_store(reference, options, create=True)
+    from .mounts import PushHints
+
+    hints = PushHints(store, reference, use_cache=pack.use_cache)
     try:
-        return push_model(
+        result = push_model(
             Path(model_dir),
             reference,
             store,
@@ -64,8 +67,12 @@ def push(
             reporter=reporter,
             small_max=options.monolithic_max,
             mount_from=mount_from,
+            hooks=hints,
         )
+        hints.record(result)
+        return result
     finally:
+        hints.close()
         _close(store)
 
 
@@ -361,6 +368,8 @@ def verify(ref: str | Reference, policy: Policy, *, options: StoreOptions | None
     finally:
         _close(store)
 
+
+from .promote import CopyResult, copy, list_tags, tag  # noqa: E402, F401  (re-exported: promotion has its own module)
 
 __all__ = [
     "InspectResult",

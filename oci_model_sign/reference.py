@@ -5,7 +5,8 @@ Two kinds, interchangeable everywhere (the go-containerregistry ``name`` idea):
 * remote: ``registry/repo[:tag][@sha256:...]`` with Docker Hub normalisation
   (``ubuntu`` -> ``docker.io/library/ubuntu``) and ``localhost:PORT`` hosts;
 * layout: ``oci:PATH[:TAG][@digest]`` or ``oci-layout://PATH[:TAG][@digest]`` for an on-disk
-  OCI image layout.
+  OCI image layout, or ``oci-archive:FILE.tar[:TAG]`` for one packed in a tar file (skopeo's
+  name and format).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class Reference:
     layout: str | None = None
     tag: str | None = None
     digest: str | None = None
+    archive: bool = False  # ``layout`` names a tar file holding the layout
 
     @property
     def is_layout(self) -> bool:
@@ -71,7 +73,7 @@ class Reference:
     def repo_name(self) -> str:
         """``registry/repo`` (cosign's docker-reference), or ``oci:PATH`` for a layout."""
         if self.layout is not None:
-            return f"oci:{self.layout}"
+            return f"{'oci-archive' if self.archive else 'oci'}:{self.layout}"
         return f"{self.registry}/{self.repository}"
 
     def with_digest(self, digest: str) -> Reference:
@@ -127,6 +129,8 @@ def parse_reference(text: str) -> Reference:
     text = text.strip()
     if not text:
         raise UsageError("empty reference")
+    if text.startswith("oci-archive:"):
+        return replace(_parse_layout(text[len("oci-archive:") :], original), archive=True)
     for prefix in ("oci-layout://", "oci:"):
         if text.startswith(prefix):
             return _parse_layout(text[len(prefix) :], original)

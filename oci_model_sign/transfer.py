@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .digest import hash_file, sha256_digest
 from .errors import InputError, IntegrityError
@@ -127,6 +127,14 @@ class PullResult:
         return out
 
 
+class PushHooks(Protocol):
+    """What a push may learn from outside the folder: digests worth computing first, mounts."""
+
+    def wants_digest(self, relpath: str, size: int) -> bool: ...
+
+    def mount(self, digest: str) -> bool: ...
+
+
 def run_parallel(jobs: Iterable[Callable[[], Any]], concurrency: int) -> list[Any]:
     """Run jobs on a bounded pool; the first failure cancels what has not started and is raised."""
     jobs = list(jobs)
@@ -156,6 +164,7 @@ def push_model(
     reporter: Reporter | None = None,
     small_max: int = 8 * 1024 * 1024,
     mount_from: list[str] | None = None,
+    hooks: PushHooks | None = None,
 ) -> PushResult:
     """Pack ``model_dir`` and push it; returns the manifest digest (by which it is signed).
 
@@ -167,7 +176,7 @@ def push_model(
     reporter = reporter or NullReporter()
     with plan_model(model_dir, pack, cache=cache) as plan:
         reporter.set_total(sum(e.size for e in plan.entries))
-        return _push_plan(plan, ref, store, concurrency, reporter, small_max, mount_from or [])
+        return _push_plan(plan, ref, store, concurrency, reporter, small_max, mount_from or [], hooks)
 
 
 def _read_exact(path: Path, size: int, name: str) -> bytes:
@@ -189,6 +198,7 @@ def _push_plan(
     reporter: Reporter,
     small_max: int,
     mount_from: list[str],
+    hooks: PushHooks | None = None,
 ) -> PushResult:
     lock = threading.Lock()
     uploaded = [0]
@@ -200,7 +210,8 @@ def _push_plan(
             # registry is asked before anything is sent (a re-push with --no-cache uploads nothing).
             data = _read_exact(source.path, source.size, entry.relpath)
             source = BlobSource(size=len(data), data=data, digest=sha256_digest(data))
-        if mount_from and source.digest is None and source.path is not None:
+        wanted = hooks is not None and hooks.wants_digest(entry.relpath, source.size)
+        if (mount_from or wanted) and source.digest is None and source.path is not None:
             # Mounting needs the digest first: one extra read, only when the user asked for it.
             source = BlobSource(size=source.size, path=source.path, digest=hash_file(str(source.path))[0])
         progress = reporter.task(entry.relpath, source.size)
@@ -208,6 +219,7 @@ def _push_plan(
             existed = source.digest is not None and (
                 store.blob_exists(source.digest)
                 or any(store.mount_blob(source.digest, repo) for repo in mount_from)
+                or (hooks is not None and hooks.mount(source.digest))
             )
             if existed:
                 assert source.digest is not None

@@ -397,9 +397,12 @@ class FaultProxy:
         keep_alive: bool,
     ) -> bool:
         chunked_in = "chunked" in headers.get("transfer-encoding", "").lower()
+        expects = headers.get("expect", "").lower() == "100-continue"
+        if expects:  # the proxy reads the body itself (Go's HTTP clients ask for this above 2 MB)
+            client.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
         out = [f"{method} {target} HTTP/1.1"]
         for k, v in pairs:
-            if k.lower() in HOP_BY_HOP:
+            if k.lower() in HOP_BY_HOP or (expects and k.lower() == "expect"):
                 continue
             out.append(f"{k}: {v}")
         if chunked_in:

@@ -12,7 +12,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -194,10 +194,10 @@ def test_a_tampered_cache_file_is_fetched_again_before_loading(
 
 @pytest.mark.parametrize("mode", ["sealed", "mmap"])
 def test_weights_tampered_after_the_cache_check_are_refused_at_load(
-    signed_bert: str, policy: KeyPolicy, monkeypatch: pytest.MonkeyPatch, mode: str
+    signed_bert: str, policy: KeyPolicy, monkeypatch: pytest.MonkeyPatch, mode: Literal["sealed", "mmap"]
 ) -> None:
     """The race the guard exists for: the cache is written between the check and the load."""
-    real = oms_tf.resolve_snapshot
+    real = oms_tf.resolve_snapshot  # type: ignore[attr-defined]
 
     def check_then_tamper(*args: Any, **kwargs: Any) -> Any:
         snap = real(*args, **kwargs)
@@ -218,7 +218,7 @@ def test_weights_tampered_after_the_cache_check_are_refused_at_load(
 def test_weights_swapped_for_a_symlink_after_the_check_are_refused(
     tiny_bert: Path, signed_bert: str, policy: KeyPolicy, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    real = oms_tf.resolve_snapshot
+    real = oms_tf.resolve_snapshot  # type: ignore[attr-defined]
     other = tmp_path / "other.safetensors"
     other.write_bytes((tiny_bert / "model.safetensors").read_bytes())
 

@@ -15,6 +15,10 @@ def open_store(ref: object, options: StoreOptions | None = None, *, create: bool
         ref = parse_reference(ref)
     assert isinstance(ref, Reference)
     options = options or StoreOptions()
+    if ref.archive:
+        from .archive import ArchiveStore
+
+        return ArchiveStore(ref, options, create=create)
     if ref.is_layout:
         from .layout import LayoutStore
 

@@ -35,12 +35,20 @@ class BlobSource:
     path: Path | None = None
     data: bytes | None = None
     digest: str | None = None
+    # Bytes that live elsewhere (a blob in another store): ``opener(offset)`` streams them from
+    # ``offset`` on. ``open()`` wraps it in a seekable reader, so a resumed upload that rewinds
+    # to a checkpoint simply reopens the source there.
+    opener: Callable[[int], BinaryIO] | None = None
 
     def open(self) -> BinaryIO:
         import io
 
         if self.data is not None:
             return io.BytesIO(self.data)
+        if self.opener is not None:
+            from .streams import ReopeningReader
+
+            return io.BufferedReader(ReopeningReader(self.opener, self.size), 256 * 1024)
         assert self.path is not None
         return open(self.path, "rb")
 
