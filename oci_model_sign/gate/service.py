@@ -25,7 +25,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from ..errors import InputError, LimitError, NotFoundError, OmsignError, RegistryError
+from ..errors import (
+    InputError,
+    IntegrityError,
+    LimitError,
+    NotFoundError,
+    OmsignError,
+    RegistryError,
+    VerificationError,
+)
 from ..limits import load_json
 from ..oci.mediatypes import MANIFEST_TYPES
 from .events import MAX_ENVELOPE_BYTES, Event, parse_envelope
@@ -173,7 +181,13 @@ class Gate:
         if state in ("admitted", "warned") and self.promote is not None and repository.startswith(self.config.quarantine):
             target_repo = self.config.trusted + repository[len(self.config.quarantine) :]
             destination = f"{self.config.registry}/{target_repo}" + (f":{tag}" if tag else f"@{digest}")
-            self.promote(source, destination)
+            try:
+                self.promote(source, destination)
+            except (IntegrityError, VerificationError, LimitError) as exc:
+                # A blob that does not match its digest (tampered storage) is caught here,
+                # while the copy re-hashes every byte: the model stays in quarantine.
+                self._record(repository, digest, tag, "rejected", f"not promoted: {exc.one_line()}", verdict)
+                return
             promoted_to = destination
         self._record(repository, digest, tag, state, verdict.reason, verdict, promoted_to)
 

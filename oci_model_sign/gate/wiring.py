@@ -52,3 +52,15 @@ def manifest_reader(registry: str, options: StoreOptions) -> ManifestReader:
                 close()
 
     return read
+
+
+def copy_promoter(options: StoreOptions, policy_for: PolicyFor) -> Callable[[str, str], None]:
+    """Promote with ``omsign copy --verify``: signatures travel along, every blob is re-hashed
+    on its way, and nothing lands in the trusted namespace unless the source verifies again."""
+    from ..promote import copy
+
+    def promote(source: str, destination: str) -> None:
+        chosen = policy_for(source)
+        copy(source, destination, src_options=options, dst_options=options, policy=chosen[0] if chosen else None)
+
+    return promote
