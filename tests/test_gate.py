@@ -212,3 +212,69 @@ def test_gate_with_a_token_refuses_unauthenticated_posts(tmp_path: Path, keypair
         assert h.result("incoming/tokened", digest)["verdict"] == "rejected"  # the registry sent the token
     finally:
         h.close()
+
+
+def _chromium() -> str:
+    import os
+    import shutil
+
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing in CI: `make test` should have installed it")
+        pytest.skip("chromium not installed")
+    return path
+
+
+def test_status_page_renders_the_verdicts_in_headless_chromium(hub: Hub, tmp_path: Path, keypair: tuple[Path, Path]) -> None:  # noqa: F811
+    """The page a hub operator opens: read back from the DOM Chromium rendered, row by row."""
+    import subprocess
+    from html.parser import HTMLParser
+
+    unsigned = _push(hub, tmp_path, "incoming/shown-unsigned")
+    signed = _push(hub, tmp_path, "incoming/shown-signed")
+    sign(f"{hub.registry.host}/incoming/shown-signed:v1", keypair[0])
+    hub.result("incoming/shown-unsigned", unsigned)
+    hub.result("incoming/shown-signed", signed, want="admitted")
+
+    proc = subprocess.run(
+        [
+            _chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={tmp_path / 'chromium'}", "--dump-dom", hub.url + "/",
+        ],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+    class Table(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rows: list[dict[str, str]] = []
+            self._cls: str | None = None
+            self._row: dict[str, str] | None = None
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag == "tr":
+                self._row = {}
+            elif tag == "td" and self._row is not None:
+                self._cls = dict(attrs).get("class") or ""
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag == "tr" and self._row:
+                self.rows.append(self._row)
+                self._row = None
+            elif tag == "td":
+                self._cls = None
+
+        def handle_data(self, data: str) -> None:
+            if self._row is not None and self._cls is not None:
+                self._row[self._cls] = self._row.get(self._cls, "") + data
+
+    table = Table()
+    table.feed(proc.stdout)
+    by_repo = {row.get("repository"): row for row in table.rows}
+    assert by_repo["incoming/shown-unsigned"]["digest"] == unsigned
+    assert "rejected" in by_repo["incoming/shown-unsigned"]
+    assert by_repo["incoming/shown-signed"]["digest"] == signed
+    assert "admitted" in by_repo["incoming/shown-signed"]
