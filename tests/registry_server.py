@@ -115,10 +115,14 @@ def start(
     username: str = "omsign",
     password: str = "s3cret-pass",
     tls: tuple[Path, Path, Path] | None = None,
+    notify: str | None = None,
+    notify_token: str | None = None,
 ) -> RegistryServer:
     """Start a registry; with ``auth`` it demands Basic credentials (htpasswd, bcrypt), with
     ``token`` Bearer tokens from a token service on 127.0.0.1 (``tests.token_server``); with
-    ``tls`` = (CA, certificate, key) PEM files it speaks HTTPS only."""
+    ``tls`` = (CA, certificate, key) PEM files it speaks HTTPS only; with ``notify`` = URL it
+    posts its notification events there (as a hub's webhook endpoint), with ``notify_token``
+    sent as a bearer token."""
     if not available():
         raise RuntimeError("docker-registry is not installed (apt-get install docker-registry)")
     workdir = Path(tempfile.mkdtemp(prefix="omsign-registry-", dir=TMPDIR))
@@ -164,6 +168,22 @@ def start(
             f"    issuer: {ISSUER}",
             f"    rootcertbundle: {tokens.cert_path}",
         ]
+    if notify is not None:
+        lines += [
+            "notifications:",
+            "  events:",
+            "    includereferences: true",
+            "  endpoints:",
+            "    - name: gate",
+            f"      url: {notify}",
+            "      timeout: 2s",
+            "      threshold: 3",
+            "      backoff: 200ms",
+            "      ignoredmediatypes:",
+            "        - application/octet-stream",
+        ]
+        if notify_token is not None:
+            lines += ["      headers:", "        Authorization:", f"          - Bearer {notify_token}"]
     config = workdir / "config.yml"
     config.write_text("\n".join(lines) + "\n")
     process = _spawn(config, workdir / "registry.log")
