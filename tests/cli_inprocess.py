@@ -28,6 +28,7 @@ What cannot be faked here stays in a real child (``tests.helpers.run_cli_subproc
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import functools
 import importlib
@@ -266,7 +267,11 @@ class _ModuleState:
         self.modules = [(m, dict(vars(m))) for name, m in list(sys.modules.items()) if _ours(name, m)]
         self.containers: list[tuple[Any, Any]] = []
         for _, names in self.modules:
-            for value in names.values():
+            for key, value in names.items():
+                # ``__builtins__`` is the interpreter's own dict: clearing it, even for a moment,
+                # breaks every other thread (and the test run). Dunders are import machinery.
+                if key.startswith("__") or value is vars(builtins):
+                    continue
                 if type(value) in (dict, list, set):
                     self.containers.append((value, value.copy()))
         self._clear_caches()
