@@ -15,7 +15,7 @@ import zstandard
 from oci_model_sign.errors import InputError, IntegrityError, LimitError
 from oci_model_sign.limits import Limits
 from oci_model_sign.model import mediatypes as mt
-from oci_model_sign.model.pack import PackOptions, plan_model, push_plan
+from oci_model_sign.model.pack import PackOptions, plan_model
 from oci_model_sign.model.tarzstd import extract_tar
 from oci_model_sign.model.unpack import (
     ModelEntry,
@@ -29,6 +29,7 @@ from oci_model_sign.model.unpack import (
 from oci_model_sign.reference import parse_reference
 from oci_model_sign.store.base import Descriptor, StoreOptions
 from oci_model_sign.store.layout import LayoutStore
+from oci_model_sign.transfer import push_model
 from tests.conftest import TESTDATA
 
 TINY = TESTDATA / "tiny-model"
@@ -112,17 +113,19 @@ def test_filter_entries_keeps_selected_files_and_all_tar_layers() -> None:
 
 # -- parse_model_manifest ----------------------------------------------------------------------
 def test_parses_what_pack_writes(tmp_path: Path) -> None:
-    store = LayoutStore(parse_reference(f"oci:{tmp_path / 'lay'}"), StoreOptions(), create=True)
-    with plan_model(TINY, PackOptions(use_cache=False, pack_dirs=["code"])) as plan:
-        stored = push_plan(store, plan)
-    config_desc = Descriptor.from_json(json.loads(stored.data)["config"])
-    parsed = parse_model_manifest(stored.data, Limits(), config=store.read_blob(config_desc, 1 << 20))
+    ref = parse_reference(f"oci:{tmp_path / 'lay'}")
+    store = LayoutStore(ref, StoreOptions(), create=True)
+    opts = PackOptions(use_cache=False, pack_dirs=["code"], compress="zstd")
+    stored = push_model(TINY, ref, store, pack=opts, cache=None)
+    config_desc = Descriptor.from_json(json.loads(stored.manifest)["config"])
+    parsed = parse_model_manifest(stored.manifest, Limits(), config=store.read_blob(config_desc, 1 << 20))
     assert parsed.format == "modelpack"
     assert parsed.artifact_type == mt.MODEL_ARTIFACT_TYPE
     paths = {str(e.path): e for e in parsed.files}
     assert paths["config.json"].kind == "raw" and paths["config.json"].role == "weight.config"
     assert paths["code"].kind == "tar+zstd"
-    code = next(e for e in plan.entries if e.relpath == "code")
+    with plan_model(TINY, opts) as plan:
+        code = next(e for e in plan.entries if e.relpath == "code")
     assert paths["code"].uncompressed_size == code.uncompressed_size
     assert paths["code"].diff_id == code.diff_id
     assert parsed.skipped == []
@@ -289,11 +292,12 @@ def test_tar_layer_extracts_into_staging_then_commits(tmp_path: Path) -> None:
 
 
 def test_packed_model_unpacks_to_identical_files(tmp_path: Path) -> None:
-    store = LayoutStore(parse_reference(f"oci:{tmp_path / 'lay'}"), StoreOptions(), create=True)
-    with plan_model(TINY, PackOptions(use_cache=False, pack_dirs=["code"])) as plan:
-        stored = push_plan(store, plan)
-    config_desc = Descriptor.from_json(json.loads(stored.data)["config"])
-    parsed = parse_model_manifest(stored.data, Limits(), config=store.read_blob(config_desc, 1 << 20))
+    ref = parse_reference(f"oci:{tmp_path / 'lay'}")
+    store = LayoutStore(ref, StoreOptions(), create=True)
+    opts = PackOptions(use_cache=False, pack_dirs=["code"], compress="zstd")
+    stored = push_model(TINY, ref, store, pack=opts, cache=None)
+    config_desc = Descriptor.from_json(json.loads(stored.manifest)["config"])
+    parsed = parse_model_manifest(stored.manifest, Limits(), config=store.read_blob(config_desc, 1 << 20))
     dest = tmp_path / "out"
     with Staging(dest) as staging:
         for entry in parsed.files:
