@@ -184,8 +184,9 @@ def push(
     reference: str = typer.Argument(..., help="registry/repo:tag, or oci:PATH[:TAG]."),
     ignore: list[str] = typer.Option([], "--ignore", help="Path or glob to leave out (repeatable)."),
     pack_dir: list[str] = typer.Option([], "--pack-dir", help="Folder packed as one tar layer (repeatable)."),
-    compress: str = typer.Option("none", "--compress", help="Compression of --pack-dir layers: none or zstd."),
+    compress: str = typer.Option("none", "--compress", help="Compression of --pack-dir layers: none (plain tar, read by every ModelPack client) or zstd (read only by omsign and ORAS-style clients)."),
     allow_symlinks: bool = typer.Option(False, "--allow-symlinks", help="Follow symlinks that stay inside the folder."),
+    dereference: bool = typer.Option(False, "--dereference", help="Read through every symbolic link, to files and folders."),
     media_types: str = typer.Option("modelpack", "--media-types", help="Layer media-type convention: modelpack or oras."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Re-hash every file (ignore the digest cache)."),
     mount_from: list[str] = typer.Option([], "--mount-from", help="Repository on the same registry to mount blobs from (repeatable)."),
@@ -207,7 +208,7 @@ def push(
 ) -> None:
     """Pack a model folder (one layer per file, CNCF ModelPack) and push it."""
     options = _store_options(plain_http, insecure, username, password_stdin, concurrency)
-    pack = _pack_options(ignore, pack_dir, compress, allow_symlinks, media_types)
+    pack = _pack_options(ignore, pack_dir, compress, allow_symlinks, media_types, dereference)
     signer = _signer(key, certificate, certificate_chain, identity_token, staging, trust_config) if sign else None
     _run_push(
         model_dir, reference, pack, options, no_cache, progress, json_out, signer, _annotations(annotation),
@@ -216,7 +217,8 @@ def push(
 
 
 def _pack_options(
-    ignore: list[str], pack_dir: list[str], compress: str, allow_symlinks: bool, media_types: str
+    ignore: list[str], pack_dir: list[str], compress: str, allow_symlinks: bool, media_types: str,
+    dereference: bool = False,
 ) -> Any:
     from .model.pack import PackOptions
 
@@ -225,6 +227,7 @@ def _pack_options(
     return PackOptions(
         ignore=list(ignore),
         allow_symlinks=allow_symlinks,
+        dereference=dereference,
         pack_dirs=list(pack_dir),
         compress="zstd" if compress == "zstd" else None,
         media_types=media_types,
@@ -277,8 +280,9 @@ def pack(
     reference: str = typer.Argument(..., help="oci:PATH[:TAG] of the on-disk layout to write."),
     ignore: list[str] = typer.Option([], "--ignore"),
     pack_dir: list[str] = typer.Option([], "--pack-dir"),
-    compress: str = typer.Option("none", "--compress"),
+    compress: str = typer.Option("none", "--compress", help="Compression of --pack-dir layers: none (plain tar, read by every ModelPack client) or zstd (read only by omsign and ORAS-style clients)."),
     allow_symlinks: bool = typer.Option(False, "--allow-symlinks"),
+    dereference: bool = typer.Option(False, "--dereference", help="Read through every symbolic link, to files and folders."),
     media_types: str = typer.Option("modelpack", "--media-types"),
     no_cache: bool = typer.Option(False, "--no-cache"),
     json_out: bool = JsonOut,
@@ -293,7 +297,7 @@ def pack(
             f"pack writes an on-disk layout: use oci:PATH[:TAG], not {reference!r}",
             hint="use omsign push for registries",
         )
-    pack = _pack_options(ignore, pack_dir, compress, allow_symlinks, media_types)
+    pack = _pack_options(ignore, pack_dir, compress, allow_symlinks, media_types, dereference)
     _run_push(model_dir, reference, pack, StoreOptions(), no_cache, progress, json_out, None, {})
 
 
@@ -316,6 +320,7 @@ def pull(
     staging: bool = Staging,
     annotation: list[str] = Annotations,
     no_model_signing_bundle: bool = typer.Option(False, "--no-model-signing-bundle", help="Do not write model.sig."),
+    force: bool = typer.Option(False, "--force", help="Replace what DEST holds (in one swap, once every layer verified)."),
     plain_http: bool | None = PlainHttp,
     insecure: bool = Insecure,
     username: str | None = Username,
@@ -341,7 +346,7 @@ def pull(
     try:
         result = api.pull(
             reference, dest, policy=policy, include=list(include) or None, options=options,
-            write_model_sig=not no_model_signing_bundle, reporter=reporter,
+            write_model_sig=not no_model_signing_bundle, reporter=reporter, force=force,
         )
     finally:
         reporter.close()

@@ -327,8 +327,13 @@ def pull_model(
     concurrency: int = 4,
     reporter: Reporter | None = None,
     extra_files: dict[str, bytes] | None = None,
+    replace: bool = False,
 ) -> PullResult:
-    """Download, verify and place every (included) file; DEST changes only if all succeed."""
+    """Download, verify and place every (included) file; DEST changes only if all succeed.
+
+    DEST must be absent or empty unless ``replace``: then the verified tree takes the place of
+    the old one in one swap (see ``Staging``).
+    """
     reporter = reporter or NullReporter()
     include = include or []
     entries: list[ModelEntry] = filter_entries(model.files, include)
@@ -337,7 +342,7 @@ def pull_model(
     reporter.set_total(sum(e.descriptor.size for e in entries))
     downloaded = [0]
     lock = threading.Lock()
-    with Staging(dest) as staging:
+    with Staging(dest, replace=replace) as staging:
 
         def fetch(entry: ModelEntry) -> LayerResult:
             progress = reporter.task(str(entry.path), entry.descriptor.size)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import stat
 import tarfile
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -224,16 +225,39 @@ def test_staging_lives_next_to_dest_and_commit_renames_into_a_new_dest(tmp_path:
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
-def test_commit_into_existing_dest_replaces_files_and_keeps_others(tmp_path: Path) -> None:
+def test_staging_refuses_a_non_empty_dest_unless_replacing(tmp_path: Path) -> None:
+    dest = tmp_path / "out"
+    dest.mkdir()
+    (dest / "keep.txt").write_bytes(b"keep")
+    with pytest.raises(InputError, match="not empty"), Staging(dest):
+        pass
+    assert [p.name for p in dest.iterdir()] == ["keep.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_commit_with_replace_swaps_the_whole_tree(tmp_path: Path) -> None:
+    """The old tree goes entirely (foreign files included); nothing is left beside DEST."""
     dest = tmp_path / "out"
     dest.mkdir()
     (dest / "c.txt").write_bytes(b"old")
-    (dest / "keep.txt").write_bytes(b"keep")
-    with Staging(dest) as staging:
+    (dest / "keep.txt").write_bytes(b"foreign")
+    with Staging(dest, replace=True) as staging:
         staging.temp_path_for("c.txt").write_bytes(b"new")
         staging.commit()
+    assert sorted(p.name for p in dest.iterdir()) == ["c.txt"]
     assert (dest / "c.txt").read_bytes() == b"new"
-    assert (dest / "keep.txt").read_bytes() == b"keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_commit_into_an_empty_dest_keeps_its_permissions(tmp_path: Path) -> None:
+    dest = tmp_path / "out"
+    dest.mkdir()
+    dest.chmod(0o700)
+    with Staging(dest) as staging:
+        staging.temp_path_for("a.txt").write_bytes(b"a")
+        staging.commit()
+    assert (dest / "a.txt").read_bytes() == b"a"
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o700
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
@@ -241,25 +265,71 @@ def test_failure_before_commit_leaves_dest_untouched_and_removes_staging(tmp_pat
     dest = tmp_path / "out"
     dest.mkdir()
     (dest / "c.txt").write_bytes(b"old")
-    with pytest.raises(IntegrityError), Staging(dest) as staging:
+    with pytest.raises(IntegrityError), Staging(dest, replace=True) as staging:
         staging.temp_path_for("c.txt").write_bytes(b"half-writt")
         raise IntegrityError("digest mismatch")
     assert (dest / "c.txt").read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
-def test_commit_refuses_to_write_through_a_symlink_in_dest(tmp_path: Path) -> None:
+def test_replace_never_writes_through_a_symlink_in_dest(tmp_path: Path) -> None:
+    """A link planted in DEST is swapped away with the old tree, never followed."""
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     dest = tmp_path / "out"
     dest.mkdir()
     (dest / "code").symlink_to(elsewhere)
-    with pytest.raises(InputError, match="symbolic link"), Staging(dest) as staging:
+    with Staging(dest, replace=True) as staging:
         staging.temp_path_for("code/x.py").write_bytes(b"x")
         staging.temp_path_for("a.txt").write_bytes(b"a")
         staging.commit()
     assert list(elsewhere.iterdir()) == []
-    assert not (dest / "a.txt").exists()  # checked before anything moved
+    assert not (dest / "code").is_symlink() and (dest / "code/x.py").read_bytes() == b"x"
+    assert (dest / "a.txt").read_bytes() == b"a"
+
+
+def test_dest_symlink_to_a_folder_stands_for_that_folder(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "old.txt").write_bytes(b"old")
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    with Staging(link, replace=True) as staging:
+        staging.temp_path_for("new.txt").write_bytes(b"new")
+        staging.commit()
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert sorted(p.name for p in real.iterdir()) == ["new.txt"]
+
+
+@pytest.mark.parametrize("kind", ["dangling-link", "file", "link-to-file"])
+def test_dest_that_is_not_a_folder_is_refused_even_when_replacing(tmp_path: Path, kind: str) -> None:
+    dest = tmp_path / "out"
+    if kind == "dangling-link":
+        dest.symlink_to(tmp_path / "nowhere")
+    elif kind == "file":
+        dest.write_bytes(b"mine")
+    else:
+        (tmp_path / "f").write_bytes(b"mine")
+        dest.symlink_to(tmp_path / "f")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(InputError), Staging(dest, replace=True):
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_replace_without_an_atomic_exchange_renames_aside_then_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the filesystem cannot exchange two folders, the fallback gives the same result."""
+    from oci_model_sign.model import unpack
+
+    monkeypatch.setattr(unpack, "_exchange", lambda a, b: False)
+    dest = tmp_path / "out"
+    dest.mkdir()
+    (dest / "old.txt").write_bytes(b"old")
+    with Staging(dest, replace=True) as staging:
+        staging.temp_path_for("new.txt").write_bytes(b"new")
+        staging.commit()
+    assert sorted(p.name for p in dest.iterdir()) == ["new.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
 def test_commit_refuses_a_folder_where_a_file_goes(tmp_path: Path) -> None:
@@ -354,3 +424,36 @@ def test_sweep_keeps_work_of_live_processes_and_other_hosts(tmp_path: Path) -> N
     user_file.write_text("not ours to delete")
     assert sweep_debris(tmp_path) == []
     assert alive.exists() and other_host.exists() and user_file.exists()
+
+
+def _dead_swap(tmp_path: Path, dest_name: str) -> tuple[Path, Path]:
+    """The journal and the aside tree of a fallback replace whose process died between renames."""
+    from oci_model_sign.model.unpack import debris_name
+
+    token = debris_name("x").removeprefix(".omsign-x-").replace(f"-{os.getpid()}-", f"-{_dead_pid()}-") + "abc"
+    aside = tmp_path / f".omsign-old-{token}"
+    aside.mkdir()
+    (aside / "old.txt").write_bytes(b"the previous model")
+    journal = tmp_path / f".omsign-swap-{token}"
+    journal.write_bytes(dest_name.encode())
+    return journal, aside
+
+
+def test_sweep_puts_back_the_old_tree_of_a_replace_killed_between_its_renames(tmp_path: Path) -> None:
+    from oci_model_sign.model.unpack import sweep_debris
+
+    _dead_swap(tmp_path, "dest")
+    sweep_debris(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dest"]
+    assert (tmp_path / "dest/old.txt").read_bytes() == b"the previous model"
+
+
+def test_sweep_removes_the_old_tree_once_the_new_one_is_in_place(tmp_path: Path) -> None:
+    from oci_model_sign.model.unpack import sweep_debris
+
+    (tmp_path / "dest").mkdir()
+    (tmp_path / "dest/new.txt").write_bytes(b"verified")
+    _dead_swap(tmp_path, "dest")
+    sweep_debris(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dest"]
+    assert [p.name for p in (tmp_path / "dest").iterdir()] == ["new.txt"]

@@ -11,6 +11,9 @@ leaves a partial file in the destination.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import errno
 import fnmatch
 import os
 import re
@@ -18,6 +21,7 @@ import secrets
 import shutil
 import socket
 import stat
+import sys
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -25,9 +29,9 @@ from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import Any, Literal
 
-from ..errors import InputError, IntegrityError, LimitError
+from ..errors import InputError, IntegrityError, LimitError, NotFoundError
 from ..limits import Limits, load_json
-from ..store.base import DOCKER_MANIFEST, OCI_MANIFEST, Descriptor
+from ..store.base import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST, Descriptor
 from . import mediatypes as mt
 
 LayerKind = Literal["raw", "tar", "tar+zstd", "tar+gzip"]
@@ -276,6 +280,49 @@ def parse_model_manifest(data: bytes, limits: Limits, *, config: bytes | None = 
     return ModelManifest(fmt, artifact_type, config_desc, files, dict(annotations), skipped)
 
 
+IMAGE_CONFIG_TYPES = ("application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json")
+IMAGE_LAYER_PREFIXES = ("application/vnd.oci.image.layer.", "application/vnd.docker.image.rootfs.")
+
+
+def parse_pulled_model(data: bytes, limits: Limits, *, what: str) -> ModelManifest:
+    """``parse_model_manifest`` for a pull: an artifact with no model file is refused.
+
+    Pulling a container image, an index or an artifact none of whose layers names a file would
+    otherwise "succeed" with nothing placed. NotFoundError (no model there), whose message
+    says what the artifact is instead; ``what`` names it (the reference).
+    """
+    value = load_json(data, max_bytes=limits.manifest_bytes, depth=limits.json_depth, what="manifest")
+    if isinstance(value, dict):
+        media_type = value.get("mediaType")
+        manifests = value.get("manifests")
+        if media_type in (OCI_INDEX, DOCKER_MANIFEST_LIST) or (media_type is None and isinstance(manifests, list)):
+            count = len(manifests) if isinstance(manifests, list) else 0
+            raise NotFoundError(
+                f"{what} is an image index ({media_type or OCI_INDEX}, {count} manifests), not a model",
+                hint="pull one model manifest of it by digest",
+            )
+    model = parse_model_manifest(data, limits)
+    if model.files:
+        return model
+    raise NotFoundError(f"{what} is {_describe_non_model(value, model)}, not a model",
+                        hint="omsign pulls ModelPack, ORAS and KitOps artifacts that name their files")
+
+
+def _describe_non_model(value: Any, model: ModelManifest) -> str:
+    """What an artifact without model files is, in a few words, from its media types."""
+    manifest_type = value.get("mediaType", OCI_MANIFEST) if isinstance(value, dict) else OCI_MANIFEST
+    layer_types = sorted({d.media_type for d in model.skipped})
+    listed = ", ".join(layer_types[:3]) + (", …" if len(layer_types) > 3 else "")
+    if model.config.media_type in IMAGE_CONFIG_TYPES or (
+        layer_types and all(t.startswith(IMAGE_LAYER_PREFIXES) for t in layer_types)
+    ):
+        return f"a container image ({manifest_type} with {listed or 'no'} layers)"
+    kind = model.artifact_type or model.config.media_type
+    if not model.skipped:
+        return f"an artifact of type {kind} with no layers"
+    return f"an artifact of type {kind} whose {len(model.skipped)} layers ({listed}) name no model file"
+
+
 def _annotated_entries(layers: list[Descriptor], diff_ids: list[str] | None) -> tuple[list[ModelEntry], list[Descriptor]]:
     files: list[ModelEntry] = []
     skipped: list[Descriptor] = []
@@ -358,8 +405,9 @@ def filter_entries(entries: Sequence[ModelEntry], patterns: Sequence[str]) -> li
     return [e for e in entries if e.is_tar or matches_include(str(e.path), patterns)]
 
 
-# -- staging -----------------------------------------------------------------------------------
-DEBRIS_PREFIXES = (".omsign-staging-", ".omsign-layer-")
+# -- staging ---------------------------------------------------------------------------------
+DEBRIS_PREFIXES = (".omsign-staging-", ".omsign-layer-", ".omsign-old-")
+_SWAP_PREFIX = ".omsign-swap-"  # journal of a replace in progress: names the folder swapped
 
 
 def _host_tag() -> str:
@@ -383,58 +431,166 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _dead_maker(rest: str, host: str) -> bool:
+    """True if ``<host>-<pid>-…`` names a process of this host that no longer runs."""
+    if not rest.startswith(host + "-"):
+        return False
+    pid_text = rest[len(host) + 1:].split("-", 1)[0]
+    return pid_text.isdigit() and int(pid_text) != os.getpid() and not _pid_alive(int(pid_text))
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+def _finish_swaps(parent: Path, names: list[str], host: str) -> list[str]:
+    """Complete the replaces that dead runs left half-done (fallback swap only, see ``_swap``).
+
+    A journal whose previous tree is still aside means the run died between its two renames
+    or before removing the old tree: if the destination is missing, the old tree goes back
+    (nothing verified was placed); otherwise the new tree is in and the old one is removed.
+    """
+    done: list[str] = []
+    for name in names:
+        if not name.startswith(_SWAP_PREFIX) or not _dead_maker(name[len(_SWAP_PREFIX):], host):
+            continue
+        journal = parent / name
+        aside = parent / (".omsign-old-" + name[len(_SWAP_PREFIX):])
+        try:
+            dest_name = os.fsdecode(journal.read_bytes())
+            if not dest_name or "/" in dest_name or dest_name in (".", ".."):
+                continue  # not a journal omsign wrote: leave everything as it is
+            target = parent / dest_name
+            if os.path.lexists(aside):
+                if not os.path.lexists(target):
+                    os.rename(aside, target)
+                else:
+                    shutil.rmtree(aside)
+            journal.unlink()
+            done.append(name)
+        except OSError:
+            continue
+    return done
+
+
 def sweep_debris(parent: Path) -> list[str]:
     """Remove staging folders and layer files left in ``parent`` by omsign runs of this host
-    that died (SIGKILL, power loss of the process). Anything whose maker may still run, or that
-    another host made, is left alone. Returns the names removed."""
+    that died (SIGKILL, power loss of the process), after finishing any replace they left
+    half-done. Anything whose maker may still run, or that another host made, is left alone.
+    Returns the names removed."""
     host = _host_tag()
-    removed: list[str] = []
     try:
-        names = os.listdir(parent)
+        names = sorted(os.listdir(parent))
+    except OSError:
+        return []
+    removed = _finish_swaps(parent, names, host)
+    try:
+        names = sorted(os.listdir(parent))
     except OSError:
         return removed
     for name in names:
         prefix = next((p for p in DEBRIS_PREFIXES if name.startswith(p)), None)
-        if prefix is None:
+        if prefix is None or not _dead_maker(name[len(prefix):], host):
             continue
-        rest = name[len(prefix):]
-        if not rest.startswith(host + "-"):
-            continue
-        pid_text = rest[len(host) + 1:].split("-", 1)[0]
-        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _pid_alive(int(pid_text)):
-            continue
-        path = parent / name
+        if (parent / (_SWAP_PREFIX + name[len(prefix):])).exists():
+            continue  # a journal still needs this folder (its maker's host judged it alive)
         try:
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
+            _remove(parent / name)
             removed.append(name)
         except OSError:
             continue
     return removed
 
 
+def check_destination(dest: Path, *, replace: bool = False) -> Path:
+    """The folder a pull will create or replace, checked before anything is downloaded.
+
+    DEST may be absent or an empty folder; a folder with anything in it is refused unless
+    ``replace`` (``--force``), and a file is always refused. A DEST that is a symbolic link to
+    a folder stands for that folder (the link is the user's own, and is kept).
+    """
+    path = Path(os.path.abspath(dest))
+    if os.path.islink(path):
+        target = Path(os.path.realpath(path))
+        if not target.is_dir():
+            raise InputError(f"{dest} is a symbolic link to {target}, which is not a folder",
+                             hint="remove the link or point it at a folder")
+        path = target
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return path
+    except OSError as exc:
+        raise InputError(f"cannot access {dest}: {exc.strerror or exc}") from exc
+    if not stat.S_ISDIR(st.st_mode):
+        raise InputError(f"{dest} exists and is not a folder", hint="pull into a folder")
+    if not replace:
+        try:
+            entries = os.listdir(path)
+        except OSError as exc:
+            raise InputError(f"cannot list {dest}: {exc.strerror or exc}") from exc
+        if entries:
+            raise InputError(f"{dest} is not empty",
+                             hint="pull into an empty folder, or use --force to replace its contents")
+    return path
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two folders in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False if unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):  # filesystem or kernel cannot
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 class Staging:
     """Files land in a temporary folder next to ``dest`` and move in only after verification.
 
     The staging folder sits in ``dest``'s parent (same filesystem, so moves are renames).
-    ``commit()`` renames the whole folder into place when ``dest`` does not exist, otherwise
-    replaces files one by one with ``os.replace`` after checking every target first. On an
-    exception the staging folder is removed and ``dest`` is untouched.
+    ``commit()`` renames the whole folder into place when ``dest`` is absent or empty; with
+    ``replace`` a non-empty ``dest`` is swapped for it in one step, and the previous tree is
+    removed only afterwards. Nothing is ever written inside an existing ``dest``, so a link
+    planted there cannot redirect a write. On an exception the staging folder is removed and
+    ``dest`` is untouched.
     """
 
-    def __init__(self, dest: Path) -> None:
+    def __init__(self, dest: Path, *, replace: bool = False) -> None:
+        self.given = Path(dest)
         self.dest = Path(os.path.abspath(dest))
+        self.replace = replace
         self.root: Path | None = None
-        self.committed: list[str] = []
 
     def __enter__(self) -> Staging:
+        self.dest = check_destination(self.given, replace=self.replace)
         parent = self.dest.parent
         try:
             parent.mkdir(parents=True, exist_ok=True)
-            if self.dest.exists() and not self.dest.is_dir():
-                raise InputError(f"{self.dest} exists and is not a folder")
             sweep_debris(parent)
             self.root = parent / f"{debris_name('staging')}{secrets.token_hex(6)}"
             os.mkdir(self.root, 0o755)
@@ -474,46 +630,74 @@ class Staging:
                 out.append(name if rel_dir == "." else f"{rel_dir}/{name}".replace(os.sep, "/"))
         return out
 
-    def _check_target(self, rel: str) -> None:
-        """Refuse to write through a symlink or over a folder already in ``dest``."""
-        current = self.dest
-        parts = PurePosixPath(rel).parts
-        for i, part in enumerate(parts):
-            current = current / part
-            try:
-                st = os.lstat(current)
-            except FileNotFoundError:
-                return
-            last = i == len(parts) - 1
-            if stat.S_ISLNK(st.st_mode):
-                raise InputError(f"{current} is a symbolic link; omsign will not write through it",
-                                 hint="remove it or pull into an empty folder")
-            if not last and not stat.S_ISDIR(st.st_mode):
-                raise InputError(f"{current} is a file where the model needs a folder")
-            if last and stat.S_ISDIR(st.st_mode):
-                raise InputError(f"{current} is a folder where the model has a file")
-
     def commit(self) -> list[str]:
-        """Move everything staged into ``dest``; returns the relative paths placed."""
+        """Put everything staged in place as ``dest``; returns the relative paths placed."""
         assert self.root is not None, "use Staging as a context manager"
         files = self._staged_files()
         for rel in files:
-            staged = self.root / rel
-            with open(staged, "rb") as f:
+            with open(self.root / rel, "rb") as f:
                 os.fsync(f.fileno())
+        _fsync_dir(self.root)
         try:
-            if not os.path.lexists(self.dest):
-                os.rename(self.root, self.dest)
-                self.root = None
-                self.committed = files
-                return files
-            for rel in files:
-                self._check_target(rel)
-            for rel in files:
-                target = self.dest.joinpath(*PurePosixPath(rel).parts)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(self.root / rel, target)
-                self.committed.append(rel)
+            self._place(self.root)
         except OSError as exc:
-            raise InputError(f"cannot move files into {self.dest}: {exc.strerror or exc}") from exc
+            raise InputError(f"cannot put the model in place as {self.given}: {exc.strerror or exc}") from exc
+        _fsync_dir(self.dest.parent)
         return files
+
+    def _place(self, root: Path) -> None:
+        try:
+            st = os.lstat(self.dest)
+        except FileNotFoundError:
+            os.rename(root, self.dest)
+            self.root = None
+            return
+        if not stat.S_ISDIR(st.st_mode):
+            raise InputError(f"{self.given} is no longer a folder")
+        os.chmod(root, stat.S_IMODE(st.st_mode))  # the folder keeps its permissions
+        try:
+            os.rename(root, self.dest)  # onto an empty folder: one step
+            self.root = None
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+        if not self.replace:
+            raise InputError(f"{self.given} is not empty (files appeared in it during the pull)",
+                             hint="pull into an empty folder, or use --force to replace its contents")
+        self._swap(root)
+
+    def _swap(self, root: Path) -> None:
+        """Replace the non-empty ``dest`` with ``root``; the old tree is removed last."""
+        if _exchange(root, self.dest):
+            shutil.rmtree(root, ignore_errors=True)  # now the previous tree
+            self.root = None
+            return
+        # No atomic exchange here: rename the old tree aside, then the new one in, with a
+        # journal so that a run killed between the two renames is finished by the next one.
+        token = root.name[len(".omsign-staging-"):]
+        parent = self.dest.parent
+        aside = parent / f".omsign-old-{token}"
+        journal = parent / f"{_SWAP_PREFIX}{token}"
+        with open(journal, "wb") as f:
+            f.write(os.fsencode(self.dest.name))
+            f.flush()
+            os.fsync(f.fileno())
+        _fsync_dir(parent)
+        try:
+            os.rename(self.dest, aside)
+            try:
+                os.rename(root, self.dest)
+            except OSError:
+                os.rename(aside, self.dest)
+                raise
+            self.root = None
+            journal.unlink()
+        except BaseException:
+            with contextlib.suppress(OSError):
+                if os.path.lexists(aside) and not os.path.lexists(self.dest):
+                    os.rename(aside, self.dest)  # interrupted between the renames: undo
+                if not os.path.lexists(aside):
+                    journal.unlink()
+            raise
+        shutil.rmtree(aside, ignore_errors=True)
