@@ -286,6 +286,25 @@ def test_pack_dir_with_zstd_becomes_one_tar_zstd_layer_with_recorded_size(tmp_pa
     assert config["modelfs"]["diffIds"][i] == entry.diff_id != layer["digest"]
 
 
+def test_pack_dir_is_a_plain_reproducible_modelpack_tar_by_default(tmp_path: Path) -> None:
+    """ModelPack peers (modctl) read ``…v1.tar`` folder layers, not ``…v1.tar+zstd``."""
+    import tarfile
+
+    opts = PackOptions(use_cache=False, pack_dirs=["code"])
+    with plan_model(TINY, opts) as plan, plan_model(TINY, opts) as again:
+        entry = next(e for e in plan.entries if e.relpath == "code")
+        assert entry.format == "tar"
+        assert entry.media_type == "application/vnd.cncf.model.code.v1.tar"
+        assert entry.source.digest == entry.diff_id and entry.size == entry.uncompressed_size
+        assert next(e for e in again.entries if e.relpath == "code").source.digest == entry.source.digest
+        assert entry.source.path is not None
+        with tarfile.open(entry.source.path, mode="r:") as tf:
+            assert [m.name for m in tf.getmembers() if m.isfile()] == entry.files
+    stored = push(TINY, tmp_path / "lay", opts)
+    layer = next(x for x in json.loads(stored.manifest)["layers"] if x["annotations"][mt.ANNOTATION_FILEPATH] == "code")
+    assert layer["mediaType"] == "application/vnd.cncf.model.code.v1.tar"
+
+
 def test_pack_dir_that_is_not_a_folder_is_an_input_error() -> None:
     with pytest.raises(InputError):
         plan_model(TINY, PackOptions(use_cache=False, pack_dirs=["config.json"]))
