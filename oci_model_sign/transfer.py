@@ -77,10 +77,6 @@ class PushResult:
     uploaded_bytes: int = 0
     manifest: bytes = b""
 
-    @property
-    def descriptor(self) -> Descriptor:
-        return Descriptor(self.media_type, self.digest, self.size)
-
     def to_json(self) -> dict[str, Any]:
         return {
             "reference": self.reference,

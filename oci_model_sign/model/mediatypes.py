@@ -1,7 +1,7 @@
 """Media types and annotation keys for models in OCI registries, and which file is which.
 
-omsign writes CNCF ModelPack artifacts by default (one raw layer per file, see
-/work/shared/notes/model-formats.md §2) and reads ModelPack (both the current ``vnd.cncf`` and
+omsign writes CNCF ModelPack artifacts by default (one raw layer per file, as the ModelPack
+spec's ``specs-go/v1`` defines them) and reads ModelPack (both the current ``vnd.cncf`` and
 the pre-2025-06 ``vnd.cnai`` prefixes), plain ORAS artifacts, KitOps ModelKits and Docker Model
 Runner layers. A ``MediaTypes`` convention decides what a push writes, so ``--media-types oras``
 can produce an artifact that any ORAS client pulls.

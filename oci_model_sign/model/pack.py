@@ -388,14 +388,8 @@ def _folder_entry(plan: ModelPlan, folder: str, files: list[_File], types: mt.Me
 
 
 # -- descriptors, config, manifest -------------------------------------------------------------
-def layer_descriptor(entry: PlanEntry, digest: str | None = None, size: int | None = None,
-                     media_types: mt.MediaTypes | None = None) -> Descriptor:
+def layer_descriptor(entry: PlanEntry, digest: str, size: int, types: mt.MediaTypes) -> Descriptor:
     """The manifest descriptor of a pushed layer, with its path and metadata annotations."""
-    types = media_types or mt.MODELPACK
-    digest = digest or entry.source.digest
-    if digest is None:
-        raise UsageError(f"layer {entry.relpath} has no digest yet: push it first")
-    size = entry.size if size is None else size
     ann: dict[str, str] = {}
     if types.modelpack_annotations:
         ann[mt.ANNOTATION_FILEPATH] = entry.relpath
