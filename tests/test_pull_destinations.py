@@ -18,7 +18,10 @@ import tarfile
 import time
 from pathlib import Path
 
+import pytest
+
 from oci_model_sign import api
+from oci_model_sign.errors import InputError, NotFoundError
 from tests import helpers, registry_server
 from tests.faultproxy import Fault, FaultProxy, Rule
 from tests.helpers import (
@@ -122,6 +125,23 @@ def test_dest_that_is_a_link_to_a_folder_is_filled_through_the_link(repo: str, t
     _no_debris(tmp_path)
 
 
+def test_pull_into_the_empty_current_folder_fills_it_in_place(
+    repo: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = make_model(tmp_path / "model")
+    api.push(model, f"{repo}:v1")
+    here = tmp_path / "here"
+    here.mkdir()
+    inode = here.stat().st_ino
+    monkeypatch.chdir(here)
+    api.pull(f"{repo}:v1", ".")
+    assert here.stat().st_ino == inode and snapshot(here) == snapshot(model)
+    with pytest.raises(InputError, match="current folder"):
+        api.pull(f"{repo}:v1", ".", force=True)
+    assert snapshot(here) == snapshot(model)
+    _no_debris(tmp_path)
+
+
 def test_dest_that_is_a_dangling_link_is_an_input_error(repo: str, tmp_path: Path) -> None:
     api.push(make_model(tmp_path / "model"), f"{repo}:v1")
     dest = tmp_path / "dest"
@@ -208,10 +228,6 @@ def test_artifact_whose_layers_name_no_file_is_refused(raw: RawRegistry, repo: s
 
 
 def test_artifact_that_is_not_a_model_is_refused_by_the_api_too(raw: RawRegistry, repo: str, tmp_path: Path) -> None:
-    import pytest
-
-    from oci_model_sign.errors import NotFoundError
-
     _push_image(raw, repo.split("/", 1)[1], "v1")
     with pytest.raises(NotFoundError, match="container image"):
         api.pull(f"{repo}:v1", tmp_path / "dest")

@@ -317,6 +317,30 @@ def test_dest_that_is_not_a_folder_is_refused_even_when_replacing(tmp_path: Path
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
+def test_commit_into_the_empty_current_folder_keeps_that_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``omsign pull REF .`` from an empty folder: the shell's folder is filled, not replaced."""
+    dest = tmp_path / "out"
+    dest.mkdir()
+    inode = dest.stat().st_ino
+    monkeypatch.chdir(dest)
+    with Staging(Path(".")) as staging:
+        staging.temp_path_for("sub/a.txt").write_bytes(b"a")
+        staging.commit()
+    assert dest.stat().st_ino == inode
+    assert (dest / "sub/a.txt").read_bytes() == b"a"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_replacing_the_current_folder_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    dest = tmp_path / "out"
+    dest.mkdir()
+    (dest / "old.txt").write_bytes(b"old")
+    monkeypatch.chdir(dest)
+    with pytest.raises(InputError, match="current folder"), Staging(Path("."), replace=True):
+        pass
+    assert [p.name for p in dest.iterdir()] == ["old.txt"]
+
+
 def test_replace_without_an_atomic_exchange_renames_aside_then_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Where the filesystem cannot exchange two folders, the fallback gives the same result."""
     from oci_model_sign.model import unpack

@@ -527,15 +527,24 @@ def check_destination(dest: Path, *, replace: bool = False) -> Path:
         raise InputError(f"cannot access {dest}: {exc.strerror or exc}") from exc
     if not stat.S_ISDIR(st.st_mode):
         raise InputError(f"{dest} exists and is not a folder", hint="pull into a folder")
-    if not replace:
-        try:
-            entries = os.listdir(path)
-        except OSError as exc:
-            raise InputError(f"cannot list {dest}: {exc.strerror or exc}") from exc
-        if entries:
-            raise InputError(f"{dest} is not empty",
-                             hint="pull into an empty folder, or use --force to replace its contents")
+    try:
+        entries = os.listdir(path)
+    except OSError as exc:
+        raise InputError(f"cannot list {dest}: {exc.strerror or exc}") from exc
+    if entries and not replace:
+        raise InputError(f"{dest} is not empty",
+                         hint="pull into an empty folder, or use --force to replace its contents")
+    if entries and _is_cwd(path):
+        raise InputError(f"{dest} is the current folder, which --force would replace under you",
+                         hint="run the pull from another folder, or pull into an empty folder")
     return path
+
+
+def _is_cwd(path: Path) -> bool:
+    try:
+        return os.path.samefile(path, os.getcwd())
+    except OSError:
+        return False
 
 
 _AT_FDCWD = -100
@@ -576,8 +585,9 @@ class Staging:
     ``commit()`` renames the whole folder into place when ``dest`` is absent or empty; with
     ``replace`` a non-empty ``dest`` is swapped for it in one step, and the previous tree is
     removed only afterwards. Nothing is ever written inside an existing ``dest``, so a link
-    planted there cannot redirect a write. On an exception the staging folder is removed and
-    ``dest`` is untouched.
+    planted there cannot redirect a write (one exception: an empty ``dest`` that is the current
+    folder is filled entry by entry, so the shell that ran the pull is not left in a deleted
+    folder). On an exception the staging folder is removed and ``dest`` is untouched.
     """
 
     def __init__(self, dest: Path, *, replace: bool = False) -> None:
@@ -654,6 +664,9 @@ class Staging:
             return
         if not stat.S_ISDIR(st.st_mode):
             raise InputError(f"{self.given} is no longer a folder")
+        if _is_cwd(self.dest):
+            self._move_entries_into(root)
+            return
         os.chmod(root, stat.S_IMODE(st.st_mode))  # the folder keeps its permissions
         try:
             os.rename(root, self.dest)  # onto an empty folder: one step
@@ -666,6 +679,19 @@ class Staging:
             raise InputError(f"{self.given} is not empty (files appeared in it during the pull)",
                              hint="pull into an empty folder, or use --force to replace its contents")
         self._swap(root)
+
+    def _move_entries_into(self, root: Path) -> None:
+        """Fill the empty current folder entry by entry: renaming a folder over it would leave
+        the shell that ran the pull in a deleted folder."""
+        if os.listdir(self.dest):
+            raise InputError(f"{self.given} is not empty (files appeared in it during the pull)",
+                             hint="pull into an empty folder")
+        for name in sorted(os.listdir(root)):
+            if os.path.lexists(self.dest / name):
+                raise InputError(f"{self.dest / name} appeared during the pull")
+            os.rename(root / name, self.dest / name)
+        os.rmdir(root)
+        self.root = None
 
     def _swap(self, root: Path) -> None:
         """Replace the non-empty ``dest`` with ``root``; the old tree is removed last."""
