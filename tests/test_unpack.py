@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import stat
 import tarfile
 from pathlib import Path, PurePosixPath
@@ -481,3 +482,47 @@ def test_sweep_removes_the_old_tree_once_the_new_one_is_in_place(tmp_path: Path)
     sweep_debris(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dest"]
     assert [p.name for p in (tmp_path / "dest").iterdir()] == ["new.txt"]
+
+
+# -- artifacts that are not models -----------------------------------------------------------------
+def _pulled(value: dict[str, Any]) -> Any:
+    from oci_model_sign.model.unpack import parse_pulled_model
+
+    return parse_pulled_model(json.dumps(value).encode(), Limits(), what="r/x:v1")
+
+
+def test_docker_image_is_named_a_container_image() -> None:
+    from oci_model_sign.errors import NotFoundError
+
+    docker = "application/vnd.docker.distribution.manifest.v2+json"
+    value = {"schemaVersion": 2, "mediaType": docker,
+             "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": D1, "size": 10},
+             "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": D2, "size": 10}]}
+    expected = f"r/x:v1 is a container image ({docker} with application/vnd.docker.image.rootfs.diff.tar.gzip layers), not a model"
+    with pytest.raises(NotFoundError, match=re.escape(expected)):
+        _pulled(value)
+
+
+def test_docker_manifest_list_and_oci_index_without_media_type_are_named_indexes() -> None:
+    from oci_model_sign.errors import NotFoundError
+
+    entry = {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": D1, "size": 10}
+    for value in ({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+                   "manifests": [entry]},
+                  {"schemaVersion": 2, "manifests": [entry, entry]}):
+        with pytest.raises(NotFoundError, match="is an image index"):
+            _pulled(value)
+
+
+def test_manifest_without_layers_is_not_a_model() -> None:
+    from oci_model_sign.errors import NotFoundError
+
+    value = json.loads(manifest([], artifact_type="application/vnd.example+json"))
+    with pytest.raises(NotFoundError, match=re.escape("application/vnd.example+json with no layers, not a model")):
+        _pulled(value)
+
+
+def test_a_model_is_returned_as_parsed() -> None:
+    value = json.loads(manifest([layer("application/vnd.cncf.model.weight.v1.raw", D1, **{mt.ANNOTATION_FILEPATH: "w.bin"})],
+                                artifact_type=mt.MODEL_ARTIFACT_TYPE))
+    assert [str(e.path) for e in _pulled(value).files] == ["w.bin"]
