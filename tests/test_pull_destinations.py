@@ -12,10 +12,12 @@ import gzip
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tarfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -140,6 +142,67 @@ def test_pull_into_the_empty_current_folder_fills_it_in_place(
         api.pull(f"{repo}:v1", ".", force=True)
     assert snapshot(here) == snapshot(model)
     _no_debris(tmp_path)
+
+
+@pytest.fixture
+def volume(tmp_path: Path) -> Iterator[Path]:
+    """An empty 16 MiB tmpfs mounted at DEST, as a container volume is (root only)."""
+    mnt = tmp_path / "volume"
+    mnt.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root")
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_pull_into_an_empty_mount_point_fills_it_in_place(repo: str, tmp_path: Path, volume: Path) -> None:
+    """A volume cannot be renamed and nothing beside it is on its filesystem: the model is
+    staged inside it and moved up once verified; the mount stays."""
+    model = make_model(tmp_path / "model", {"model.safetensors": 200_000, "sub/config.json": b"{}"})
+    api.push(model, f"{repo}:v1")
+    assert_ok(run_cli("pull", f"{repo}:v1", volume))
+    assert os.path.ismount(volume) and snapshot(volume) == snapshot(model)
+    before = snapshot(volume)
+    assert_cli_error(run_cli("pull", f"{repo}:v1", volume), 3, "not empty")
+    assert_cli_error(run_cli("pull", "--force", f"{repo}:v1", volume), 3, "mount point")
+    assert snapshot(volume) == before
+
+
+def test_failed_pull_into_a_mount_point_leaves_it_empty(
+    registry: registry_server.RegistryServer, proxy: FaultProxy, repo: str, tmp_path: Path, volume: Path
+) -> None:
+    result = api.push(make_model(tmp_path / "model"), f"{repo}:v1")
+    big = next(layer.digest for layer in result.layers if layer.path == "model.safetensors")
+    proxy.add(Rule("GET", "/blobs/" + big, Fault.CORRUPT, after=10, times=1000))
+    assert_cli_error(run_cli("pull", f"{_via(proxy, repo, registry)}:v1", volume), 7, "digest")
+    assert os.listdir(volume) == []
+
+
+def test_pull_killed_into_a_mount_point_leaves_debris_the_next_pull_sweeps(
+    registry: registry_server.RegistryServer, proxy: FaultProxy, repo: str, tmp_path: Path, volume: Path
+) -> None:
+    model = make_model(tmp_path / "model", {"model.safetensors": 2_000_000, "config.json": b"{}"})
+    api.push(model, f"{repo}:v1")
+    proxy.add(Rule("GET", r"/blobs/sha256:", Fault.DELAY, drip_bytes=16 * 1024, drip_interval=0.05, times=100))
+    proc = start_cli("pull", f"{_via(proxy, repo, registry)}:v1", volume)
+    deadline = time.monotonic() + 30
+    while not proxy.log("GET", r"/blobs/sha256:") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    proc.stderr.close()
+    assert all(name.startswith(".omsign-") for name in os.listdir(volume))
+    proxy.clear()
+    assert_ok(run_cli("pull", f"{repo}:v1", volume))
+    assert snapshot(volume) == snapshot(model)
 
 
 def test_dest_that_is_a_dangling_link_is_an_input_error(repo: str, tmp_path: Path) -> None:

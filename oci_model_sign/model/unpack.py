@@ -510,7 +510,8 @@ def check_destination(dest: Path, *, replace: bool = False) -> Path:
 
     DEST may be absent or an empty folder; a folder with anything in it is refused unless
     ``replace`` (``--force``), and a file is always refused. A DEST that is a symbolic link to
-    a folder stands for that folder (the link is the user's own, and is kept).
+    a folder stands for that folder (the link is the user's own, and is kept). A DEST filled in
+    place (see ``fills_in_place``) may hold the debris of a killed pull: it is swept first.
     """
     path = Path(os.path.abspath(dest))
     if os.path.islink(path):
@@ -527,6 +528,9 @@ def check_destination(dest: Path, *, replace: bool = False) -> Path:
         raise InputError(f"cannot access {dest}: {exc.strerror or exc}") from exc
     if not stat.S_ISDIR(st.st_mode):
         raise InputError(f"{dest} exists and is not a folder", hint="pull into a folder")
+    in_place = fills_in_place(path)
+    if in_place:
+        sweep_debris(path)
     try:
         entries = os.listdir(path)
     except OSError as exc:
@@ -534,15 +538,20 @@ def check_destination(dest: Path, *, replace: bool = False) -> Path:
     if entries and not replace:
         raise InputError(f"{dest} is not empty",
                          hint="pull into an empty folder, or use --force to replace its contents")
-    if entries and _is_cwd(path):
-        raise InputError(f"{dest} is the current folder, which --force would replace under you",
-                         hint="run the pull from another folder, or pull into an empty folder")
+    if entries and in_place:
+        what = "a mount point" if os.path.ismount(path) else "the current folder"
+        raise InputError(f"{dest} is {what}, which --force cannot swap for the model in one step",
+                         hint="empty it first, or pull into another folder")
     return path
 
 
-def _is_cwd(path: Path) -> bool:
+def fills_in_place(path: Path) -> bool:
+    """True for a DEST that must keep its identity: a mount point (a volume: nothing beside it
+    is on its filesystem, and it cannot be renamed) or the current folder (renaming a folder
+    over it would leave the shell that ran the pull in a deleted folder). Such a DEST, when
+    empty, is filled entry by entry from a staging folder inside it."""
     try:
-        return os.path.samefile(path, os.getcwd())
+        return os.path.ismount(path) or os.path.samefile(path, os.getcwd())
     except OSError:
         return False
 
@@ -585,20 +594,22 @@ class Staging:
     ``commit()`` renames the whole folder into place when ``dest`` is absent or empty; with
     ``replace`` a non-empty ``dest`` is swapped for it in one step, and the previous tree is
     removed only afterwards. Nothing is ever written inside an existing ``dest``, so a link
-    planted there cannot redirect a write (one exception: an empty ``dest`` that is the current
-    folder is filled entry by entry, so the shell that ran the pull is not left in a deleted
-    folder). On an exception the staging folder is removed and ``dest`` is untouched.
+    planted there cannot redirect a write. One exception: an empty ``dest`` that is a mount
+    point or the current folder holds the staging folder and is filled entry by entry from it
+    (``fills_in_place``). On an exception the staging folder is removed and ``dest`` is untouched.
     """
 
     def __init__(self, dest: Path, *, replace: bool = False) -> None:
         self.given = Path(dest)
         self.dest = Path(os.path.abspath(dest))
         self.replace = replace
+        self.in_place = False
         self.root: Path | None = None
 
     def __enter__(self) -> Staging:
         self.dest = check_destination(self.given, replace=self.replace)
-        parent = self.dest.parent
+        self.in_place = os.path.isdir(self.dest) and fills_in_place(self.dest)
+        parent = self.dest if self.in_place else self.dest.parent
         try:
             parent.mkdir(parents=True, exist_ok=True)
             sweep_debris(parent)
@@ -664,7 +675,7 @@ class Staging:
             return
         if not stat.S_ISDIR(st.st_mode):
             raise InputError(f"{self.given} is no longer a folder")
-        if _is_cwd(self.dest):
+        if self.in_place:
             self._move_entries_into(root)
             return
         os.chmod(root, stat.S_IMODE(st.st_mode))  # the folder keeps its permissions
@@ -681,9 +692,8 @@ class Staging:
         self._swap(root)
 
     def _move_entries_into(self, root: Path) -> None:
-        """Fill the empty current folder entry by entry: renaming a folder over it would leave
-        the shell that ran the pull in a deleted folder."""
-        if os.listdir(self.dest):
+        """Fill an empty DEST that must keep its identity entry by entry (``fills_in_place``)."""
+        if [n for n in os.listdir(self.dest) if n != root.name]:
             raise InputError(f"{self.given} is not empty (files appeared in it during the pull)",
                              hint="pull into an empty folder")
         for name in sorted(os.listdir(root)):
