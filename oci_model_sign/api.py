@@ -166,7 +166,8 @@ def pull(
     verification and download cannot swap the model. ``dest`` must be absent or empty, unless
     ``force``: then its contents are replaced by the verified model in one swap.
     """
-    from .model.unpack import check_destination, layer_digests, parse_pulled_model
+    from .model.staging import check_destination
+    from .model.unpack import layer_digests, parse_pulled_model
     from .transfer import pull_model, with_config
     from .verify.discover import discover
 

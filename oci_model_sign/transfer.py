@@ -31,12 +31,11 @@ from .model.pack import (
     layer_descriptor,
     plan_model,
 )
+from .model.staging import Staging, debris_name
 from .model.tarzstd import extract_tar
 from .model.unpack import (
     ModelEntry,
     ModelManifest,
-    Staging,
-    debris_name,
     filter_entries,
     matches_include,
     parse_model_manifest,
