@@ -217,23 +217,27 @@ def pull(
     options: StoreOptions | None = None,
     write_model_sig: bool = True,
     reporter: Reporter | None = None,
+    force: bool = False,
 ) -> PullResult:
     """Pull a model into ``dest``; with a ``policy``, verify the signature before any layer.
 
     The tag is resolved once; everything after uses that digest, so a tag moved between
-    verification and download cannot swap the model.
+    verification and download cannot swap the model. ``dest`` must be absent or empty, unless
+    ``force``: then its contents are replaced by the verified model in one swap.
     """
-    from .model.unpack import layer_digests, parse_model_manifest
+    from .model.staging import check_destination
+    from .model.unpack import layer_digests, parse_pulled_model
     from .transfer import pull_model, with_config
     from .verify.discover import discover
 
     reference = _ref(ref)
     options = options or StoreOptions()
+    check_destination(Path(dest), replace=force)  # before any request
     store = open_store(reference, options)
     try:
         desc = store.resolve(reference.identifier)
         manifest = store.get_manifest(desc.digest)  # by digest: bytes checked against it
-        model = parse_model_manifest(manifest.data, store.limits)
+        model = parse_pulled_model(manifest.data, store.limits, what=str(reference))
         verification = None
         extra: dict[str, bytes] = {}
         if policy is not None:
@@ -256,6 +260,7 @@ def pull(
             concurrency=options.concurrency,
             reporter=reporter,
             extra_files=extra,
+            replace=force,
         )
         result.verification = verification
         return result

@@ -261,6 +261,7 @@ def _pack_options(args: PackArgs) -> Any:
     return PackOptions(
         ignore=list(args.ignore),
         allow_symlinks=args.allow_symlinks,
+        dereference=args.dereference,
         pack_dirs=list(args.pack_dir),
         compress="zstd" if args.compress == "zstd" else None,
         media_types=args.media_types,
@@ -388,6 +389,10 @@ def pull(
     include: Annotated[
         list[str], typer.Option("--include", metavar="PAT", help="Only files matching this glob (repeatable).")
     ] = [],  # noqa: B006
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Replace what DEST holds (in one swap, once every layer verified)."),
+    ] = False,
     verify: Annotated[
         bool,
         typer.Option("--verify", help="Verify the signature before downloading (needs a policy).", rich_help_panel="Policy"),
@@ -416,7 +421,7 @@ def pull(
     try:
         result = api.pull(
             reference, dest, policy=policy, include=list(include) or None, options=options,
-            write_model_sig=not no_model_signing_bundle, reporter=reporter,
+            write_model_sig=not no_model_signing_bundle, reporter=reporter, force=force,
         )
     finally:
         reporter.close()

@@ -110,7 +110,7 @@ class PackArgs(OptionGroup):
         typer.Option(
             "--compress",
             metavar="none|zstd",
-            help="Compression of --pack-dir layers: none, or zstd (read by omsign and ORAS-style clients only).",
+            help="Compression of --pack-dir layers: none (plain tar, read by every ModelPack client), or zstd (read by omsign and ORAS-style clients only).",
             rich_help_panel=PACKING,
         ),
     ] = "none"
@@ -118,6 +118,13 @@ class PackArgs(OptionGroup):
         bool,
         typer.Option(
             "--allow-symlinks", help="Follow symlinks that stay inside the folder.", rich_help_panel=PACKING
+        ),
+    ] = False
+    dereference: Annotated[
+        bool,
+        typer.Option(
+            "--dereference", help="Read through every symbolic link, to files and folders (Hugging Face cache snapshots are read through without it).",
+            rich_help_panel=PACKING,
         ),
     ] = False
     media_types: Annotated[

@@ -27,7 +27,7 @@ GRACE_SECONDS = 3.0
 
 def remove_own_debris(parent: Path) -> list[str]:
     """Remove the staging folders and layer files this process left in ``parent``."""
-    from .model.unpack import debris_name
+    from .model.staging import debris_name
 
     prefixes = tuple(debris_name(kind) for kind in ("staging", "layer"))
     removed: list[str] = []

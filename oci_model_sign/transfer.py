@@ -30,12 +30,11 @@ from .model.pack import (
     layer_descriptor,
     plan_model,
 )
+from .model.staging import Staging, debris_name
 from .model.tarzstd import extract_tar
 from .model.unpack import (
     ModelEntry,
     ModelManifest,
-    Staging,
-    debris_name,
     filter_entries,
     matches_include,
     parse_model_manifest,
@@ -78,10 +77,6 @@ class PushResult:
     layers: list[LayerResult] = field(default_factory=list)
     uploaded_bytes: int = 0
     manifest: bytes = b""
-
-    @property
-    def descriptor(self) -> Descriptor:
-        return Descriptor(self.media_type, self.digest, self.size)
 
     def __repr__(self) -> str:  # no manifest bytes, no list of every layer
         return f"PushResult(reference={self.reference!r}, layers={len(self.layers)}, uploaded_bytes={self.uploaded_bytes})"
@@ -351,8 +346,13 @@ def pull_model(
     concurrency: int = 4,
     reporter: Reporter | None = None,
     extra_files: dict[str, bytes] | None = None,
+    replace: bool = False,
 ) -> PullResult:
-    """Download, verify and place every (included) file; DEST changes only if all succeed."""
+    """Download, verify and place every (included) file; DEST changes only if all succeed.
+
+    DEST must be absent or empty unless ``replace``: then the verified tree takes the place of
+    the old one in one swap (see ``Staging``).
+    """
     reporter = reporter or NullReporter()
     include = include or []
     entries: list[ModelEntry] = filter_entries(model.files, include)
@@ -361,7 +361,7 @@ def pull_model(
     reporter.set_total(sum(e.descriptor.size for e in entries))
     downloaded = [0]
     lock = threading.Lock()
-    with Staging(dest) as staging:
+    with Staging(dest, replace=replace) as staging:
 
         def fetch(entry: ModelEntry) -> LayerResult:
             progress = reporter.task(str(entry.path), entry.descriptor.size)

@@ -80,7 +80,7 @@ def test_blob_altered_in_registry_storage_is_refused(
     data[1000] ^= 0x01
     blob.write_bytes(bytes(data))
     out, before = dest
-    assert_cli_error(run_cli("pull", ref, out), 7, "digest")
+    assert_cli_error(run_cli("pull", "--force", ref, out), 7, "digest")
     assert_untouched(out, before)
 
 
@@ -92,7 +92,7 @@ def test_blob_truncated_in_registry_storage_is_refused(
     blob = registry.blob_path(_layer_digest(result, BIG))
     blob.write_bytes(blob.read_bytes()[:50_000])
     out, before = prefilled_dest(tmp_path)
-    res = run_cli("pull", ref, out)
+    res = run_cli("pull", "--force", ref, out)
     assert_cli_error(res, 7)
     assert_untouched(out, before)
 
@@ -105,7 +105,7 @@ def test_proxy_serving_other_bytes_is_refused(
     ref, result = pushed
     proxy.add(Rule("GET", "/blobs/" + _layer_digest(result, BIG), Fault.CORRUPT, after=100, times=1000))
     out, before = dest
-    assert_cli_error(run_cli("pull", _via(proxy, ref, registry), out), 7, "digest")
+    assert_cli_error(run_cli("pull", "--force", _via(proxy, ref, registry), out), 7, "digest")
     assert_untouched(out, before)
 
 
@@ -199,7 +199,7 @@ def test_manifest_altered_in_storage_is_refused_by_tag(
     value["annotations"] = {"evil": "yes"}
     path.write_bytes(json.dumps(value).encode())
     out, before = prefilled_dest(tmp_path)
-    assert_cli_error(run_cli("pull", ref, out), 7)
+    assert_cli_error(run_cli("pull", "--force", ref, out), 7)
     assert_untouched(out, before)
 
 
@@ -246,7 +246,7 @@ def test_proxy_truncating_every_download_fails_cleanly(
     ref, result = pushed
     proxy.add(Rule("GET", "/blobs/" + _layer_digest(result, BIG), Fault.TRUNCATE, after=10_000, times=10_000))
     out, before = prefilled_dest(tmp_path)
-    assert_cli_error(run_cli("pull", _via(proxy, ref, registry), out, env={"OMSIGN_RETRIES": "3"}), 4)
+    assert_cli_error(run_cli("pull", "--force", _via(proxy, ref, registry), out, env={"OMSIGN_RETRIES": "3"}), 4)
     assert_untouched(out, before)
 
 
@@ -270,7 +270,7 @@ def test_hostile_http_answers_to_blob_requests_fail_cleanly(
     ref, _ = pushed
     proxy.add(Rule("GET", "/blobs/sha256:", Fault.SERVE, times=10_000, **HOSTILE_ANSWERS[case]))
     out, before = prefilled_dest(tmp_path)
-    res = run_cli("pull", _via(proxy, ref, registry), out, env={"OMSIGN_RETRIES": "2"})
+    res = run_cli("pull", "--force", _via(proxy, ref, registry), out, env={"OMSIGN_RETRIES": "2"})
     assert res.returncode in (4, 7), res.stderr
     assert_cli_error(res, res.returncode)
     assert_untouched(out, before)

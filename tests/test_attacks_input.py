@@ -190,17 +190,23 @@ def test_dest_that_is_a_file_is_an_input_error(repo: str, tmp_path: Path) -> Non
 
 def test_symlink_planted_in_dest_is_not_written_through(repo: str, tmp_path: Path) -> None:
     """DEST already holds ``model.safetensors`` as a symlink to a file outside: the pull
-    refuses (exit 3) instead of writing through it; the outside file and DEST are unchanged."""
-    api.push(make_model(tmp_path / "m"), f"{repo}:v1")
+    refuses (exit 3, DEST is not empty); with --force the old tree, link included, is swapped
+    away and the verified file takes its place. The outside file is never written."""
+    model = make_model(tmp_path / "m")
+    api.push(model, f"{repo}:v1")
     outside = tmp_path / "outside.bin"
     outside.write_bytes(b"precious")
     dest = tmp_path / "dest"
     dest.mkdir()
     (dest / "model.safetensors").symlink_to(outside)
     before = helpers.snapshot(dest)
-    assert_cli_error(run_cli("pull", f"{repo}:v1", dest), 3, "symbolic link")
+    assert_cli_error(run_cli("pull", f"{repo}:v1", dest), 3, "not empty", "--force")
     assert_untouched(dest, before)
     assert outside.read_bytes() == b"precious"
+    assert_ok(run_cli("pull", "--force", f"{repo}:v1", dest))
+    assert outside.read_bytes() == b"precious"
+    assert not (dest / "model.safetensors").is_symlink()
+    assert helpers.snapshot(dest) == helpers.snapshot(model)
 
 
 def test_verify_without_a_policy_is_a_usage_error(repo: str, tmp_path: Path) -> None:

@@ -85,7 +85,7 @@ def _resign(bundle: bytes, key: Path, payload: bytes, payload_type: str) -> byte
 
 def _pull_refused(ref: str, pub: Path, tmp_path: Path, *needles: str) -> None:
     out, before = prefilled_dest(tmp_path)
-    assert_cli_error(run_cli("pull", *verify_args(pub), ref, out), 8, *needles)
+    assert_cli_error(run_cli("pull", "--force", *verify_args(pub), ref, out), 8, *needles)
     assert_untouched(out, before)
 
 

@@ -53,7 +53,7 @@ def _path(repo: str) -> str:
 def _pull_fails(repo: str, tmp_path: Path, code: int, *needles: str, env: dict[str, str] | None = None,
                 extra: tuple[str, ...] = ()) -> None:
     out, before = prefilled_dest(tmp_path)
-    assert_cli_error(run_cli("pull", *extra, f"{repo}:v1", out, env=env), code, *needles)
+    assert_cli_error(run_cli("pull", "--force", *extra, f"{repo}:v1", out, env=env), code, *needles)
     assert_untouched(out, before)
     absent = tmp_path / "fresh" / "dest"
     assert_cli_error(run_cli("pull", *extra, f"{repo}:v1", absent, env=env), code, *needles)

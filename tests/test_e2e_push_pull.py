@@ -143,14 +143,34 @@ def test_pull_include_pulls_only_matching_files(repo: str, model: Path, tmp_path
     assert names and all(n.endswith(".json") for n in names)
 
 
-def test_pulled_into_existing_folder_replaces_only_model_files(repo: str, model: Path, tmp_path: Path) -> None:
+def test_pull_into_a_non_empty_folder_is_refused_without_force(repo: str, model: Path, tmp_path: Path) -> None:
     assert omsign("push", str(model), f"{repo}:v1").returncode == 0
     dest = tmp_path / "out"
     dest.mkdir()
     (dest / "keep.txt").write_text("mine")
+    proc = omsign("pull", f"{repo}:v1", str(dest))
+    assert_one_line_error(proc, 3)
+    assert "--force" in proc.stderr
+    assert files_of(dest) == {"keep.txt": b"mine"}
+
+
+def test_pull_force_replaces_the_whole_folder_with_the_model(repo: str, model: Path, tmp_path: Path) -> None:
+    assert omsign("push", str(model), f"{repo}:v1").returncode == 0
+    dest = tmp_path / "out"
+    (dest / "old-model").mkdir(parents=True)
+    (dest / "old-model/weights.bin").write_text("previous")
+    (dest / "config.json").write_text("stale")
+    assert omsign("pull", "--force", f"{repo}:v1", str(dest)).returncode == 0
+    assert files_of(dest) == files_of(model)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".omsign")] == []
+
+
+def test_pull_into_an_empty_folder_needs_no_force(repo: str, model: Path, tmp_path: Path) -> None:
+    assert omsign("push", str(model), f"{repo}:v1").returncode == 0
+    dest = tmp_path / "out"
+    dest.mkdir()
     assert omsign("pull", f"{repo}:v1", str(dest)).returncode == 0
-    assert (dest / "keep.txt").read_text() == "mine"
-    assert (dest / "config.json").read_bytes() == (model / "config.json").read_bytes()
+    assert files_of(dest) == files_of(model)
 
 
 # -- interop ------------------------------------------------------------------------------
@@ -246,7 +266,7 @@ def test_tampered_blob_in_registry_storage_is_refused_and_dest_untouched(
     dest = tmp_path / "out"
     dest.mkdir()
     (dest / "old.txt").write_text("previous model")
-    assert_one_line_error(omsign("pull", f"{repo}:v1", str(dest)), 7)
+    assert_one_line_error(omsign("pull", "--force", f"{repo}:v1", str(dest)), 7)
     assert files_of(dest) == {"old.txt": b"previous model"}
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".omsign")] == []
 

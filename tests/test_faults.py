@@ -216,7 +216,7 @@ def test_registry_that_keeps_failing_gives_a_clear_error_and_dest_untouched(
     api.push(_model(tmp_path, 500_000), f"{repo}:v1")
     proxy.add(Rule("GET", r"/blobs/sha256:", Fault.STATUS, status=503, times=10_000))
     out, before = prefilled_dest(tmp_path)
-    res = run_cli("pull", f"{_via(proxy, repo, registry)}:v1", out, env={"OMSIGN_RETRIES": "3"}, timeout=120)
+    res = run_cli("pull", "--force", f"{_via(proxy, repo, registry)}:v1", out, env={"OMSIGN_RETRIES": "3"}, timeout=120)
     assert_cli_error(res, 4, "503")
     assert_untouched(out, before)
 
@@ -383,7 +383,7 @@ def test_disk_filling_during_pull_fails_cleanly_and_dest_is_unchanged(
     model = _model(tmp_path, 3_000_000)
     api.push(model, f"{repo}:v1")
     out, before = prefilled_dest(small_disk)
-    res = run_cli("pull", f"{repo}:v1", out)
+    res = run_cli("pull", "--force", f"{repo}:v1", out)
     assert_cli_error(res, 3)
     assert_untouched(out, before)
     fresh = small_disk / "fresh"

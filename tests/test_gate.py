@@ -70,9 +70,9 @@ class Hub:
         while time.monotonic() < deadline:
             for row in httpx.get(self.url + "/api/results").json()["results"]:
                 if row["repository"] == repository and row["digest"] == digest:
-                    last = row
+                    last = dict(row)
                     if want is None or row["verdict"] == want:
-                        return row
+                        return last
             time.sleep(0.1)
         raise AssertionError(f"no {want or 'verdict'} for {repository}@{digest} in {timeout}s; last: {last}")
 

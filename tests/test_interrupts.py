@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from oci_model_sign.interrupts import remove_own_debris
-from oci_model_sign.model.unpack import debris_name
+from oci_model_sign.model.staging import debris_name
 
 
 def test_only_this_processes_staging_folders_and_layer_files_are_removed(tmp_path: Path) -> None:

@@ -13,11 +13,12 @@ import pytest
 from oci_model_sign.errors import InputError, UsageError
 from oci_model_sign.model import conventions
 from oci_model_sign.model.digestcache import DigestCache
-from oci_model_sign.model.pack import PackOptions, plan_model, push_plan
+from oci_model_sign.model.pack import PackOptions, plan_model
 from oci_model_sign.oci import mediatypes as mt
 from oci_model_sign.reference import parse_reference
 from oci_model_sign.store.base import StoreOptions
 from oci_model_sign.store.layout import LayoutStore
+from oci_model_sign.transfer import PushResult, push_model
 from tests.conftest import TESTDATA
 
 TINY = TESTDATA / "tiny-model"
@@ -25,6 +26,13 @@ TINY = TESTDATA / "tiny-model"
 
 def layout(path: Path) -> LayoutStore:
     return LayoutStore(parse_reference(f"oci:{path}"), StoreOptions(), create=True)
+
+
+def push(model: Path, store_path: Path, options: PackOptions, *, tag: str | None = None,
+         cache: DigestCache | None = None) -> PushResult:
+    """Push ``model`` into the layout at ``store_path`` with the engine the CLI runs."""
+    ref = parse_reference(f"oci:{store_path}" + (f":{tag}" if tag else ""))
+    return push_model(model, ref, LayoutStore(ref, StoreOptions(), create=True), pack=options, cache=cache)
 
 
 def copy_tiny(tmp_path: Path) -> Path:
@@ -198,10 +206,8 @@ def test_single_file_model_uses_its_basename(tmp_path: Path) -> None:
 def test_raw_layer_digests_are_the_file_sha256_and_model_signing_digests(tmp_path: Path) -> None:
     from model_signing import hashing
 
-    store = layout(tmp_path / "lay")
-    with plan_model(TINY, nocache()) as plan:
-        stored = push_plan(store, plan, tag="v1")
-    manifest = json.loads(stored.data)
+    stored = push(TINY, tmp_path / "lay", nocache(), tag="v1")
+    manifest = json.loads(stored.manifest)
     by_path = {lay["annotations"][mt.ANNOTATION_FILEPATH]: lay["digest"] for lay in manifest["layers"]}
     for rel, digest in by_path.items():
         assert digest == sha(TINY / rel)
@@ -211,14 +217,12 @@ def test_raw_layer_digests_are_the_file_sha256_and_model_signing_digests(tmp_pat
 
 
 def test_manifest_is_a_modelpack_artifact_with_fields_in_oci_order(tmp_path: Path) -> None:
-    store = layout(tmp_path / "lay")
-    with plan_model(TINY, nocache()) as plan:
-        stored = push_plan(store, plan)
-    manifest = json.loads(stored.data)
+    stored = push(TINY, tmp_path / "lay", nocache())
+    manifest = json.loads(stored.manifest)
     assert list(manifest) == ["schemaVersion", "mediaType", "artifactType", "config", "layers"]
     assert manifest["artifactType"] == mt.MODEL_ARTIFACT_TYPE
     assert manifest["config"]["mediaType"] == mt.MODEL_CONFIG
-    assert b" " not in stored.data.split(b'"annotations"')[0]  # compact JSON
+    assert b" " not in stored.manifest.split(b'"annotations"')[0]  # compact JSON
     layer = next(lay for lay in manifest["layers"] if lay["annotations"][mt.ANNOTATION_FILEPATH] == "code/utils/helpers.py")
     assert layer["mediaType"] == "application/vnd.cncf.model.code.v1.raw"
     assert layer["annotations"][mt.ANNOTATION_TITLE] == "code/utils/helpers.py"
@@ -228,10 +232,9 @@ def test_manifest_is_a_modelpack_artifact_with_fields_in_oci_order(tmp_path: Pat
 
 
 def test_config_records_format_name_and_diff_ids_without_a_timestamp(tmp_path: Path) -> None:
+    stored = push(TINY, tmp_path / "lay", nocache())
     store = layout(tmp_path / "lay")
-    with plan_model(TINY, nocache()) as plan:
-        stored = push_plan(store, plan)
-    manifest = json.loads(stored.data)
+    manifest = json.loads(stored.manifest)
     from oci_model_sign.oci.descriptor import Descriptor
 
     config = json.loads(store.read_blob(Descriptor.from_json(manifest["config"]), 1 << 20))
@@ -243,40 +246,37 @@ def test_config_records_format_name_and_diff_ids_without_a_timestamp(tmp_path: P
 def test_repacking_an_unchanged_folder_gives_the_same_manifest_bytes(tmp_path: Path) -> None:
     model = copy_tiny(tmp_path)
     opts = PackOptions(use_cache=False, pack_dirs=["code"])
-    with plan_model(model, opts) as plan:
-        first = push_plan(layout(tmp_path / "one"), plan)
+    first = push(model, tmp_path / "one", opts)
     os.utime(model / "config.json", ns=(0, 123))  # metadata change only
-    with plan_model(model, opts) as plan:
-        second = push_plan(layout(tmp_path / "two"), plan)
-    assert first.data == second.data
+    second = push(model, tmp_path / "two", opts)
+    assert first.manifest == second.manifest
     assert first.digest == second.digest
 
 
 def test_guessed_roles_are_marked_untested(tmp_path: Path) -> None:
     (tmp_path / "blob.xyz").write_bytes(b"?")
-    with plan_model(tmp_path, nocache()) as plan:
-        stored = push_plan(layout(tmp_path.parent / "lay"), plan)
-    layer = json.loads(stored.data)["layers"][0]
+    stored = push(tmp_path, tmp_path.parent / "lay", nocache())
+    layer = json.loads(stored.manifest)["layers"][0]
     assert layer["annotations"][mt.ANNOTATION_MEDIATYPE_UNTESTED] == "true"
     assert layer["mediaType"] == "application/vnd.cncf.model.doc.v1.raw"
 
 
 def test_manifest_annotations_are_sorted_and_kept(tmp_path: Path) -> None:
     opts = PackOptions(use_cache=False, annotations={"z": "1", "a": "2"})
-    with plan_model(TINY, opts) as plan:
-        stored = push_plan(layout(tmp_path / "lay"), plan)
-    assert list(json.loads(stored.data)["annotations"]) == ["a", "z"]
+    stored = push(TINY, tmp_path / "lay", opts)
+    assert list(json.loads(stored.manifest)["annotations"]) == ["a", "z"]
 
 
 # -- folder layers -----------------------------------------------------------------------------
-def test_pack_dir_becomes_one_tar_zstd_layer_with_recorded_size(tmp_path: Path) -> None:
-    store = layout(tmp_path / "lay")
-    with plan_model(TINY, PackOptions(use_cache=False, pack_dirs=["code"])) as plan:
+def test_pack_dir_with_zstd_becomes_one_tar_zstd_layer_with_recorded_size(tmp_path: Path) -> None:
+    opts = PackOptions(use_cache=False, pack_dirs=["code"], compress="zstd")
+    with plan_model(TINY, opts) as plan:
         entry = next(e for e in plan.entries if e.relpath == "code")
         assert entry.files == ["code/modeling_tiny.py", "code/utils/helpers.py"]
         assert "code/modeling_tiny.py" not in [e.relpath for e in plan.entries]
-        stored = push_plan(store, plan)
-    manifest = json.loads(stored.data)
+    stored = push(TINY, tmp_path / "lay", opts)
+    store = layout(tmp_path / "lay")
+    manifest = json.loads(stored.manifest)
     layer = next(lay for lay in manifest["layers"] if lay["annotations"][mt.ANNOTATION_FILEPATH] == "code")
     assert layer["mediaType"] == "application/vnd.cncf.model.code.v1.tar+zstd"
     assert int(layer["annotations"][mt.ANNOTATION_UNCOMPRESSED_SIZE]) == entry.uncompressed_size
@@ -285,6 +285,25 @@ def test_pack_dir_becomes_one_tar_zstd_layer_with_recorded_size(tmp_path: Path) 
     config = json.loads(store.read_blob(Descriptor.from_json(manifest["config"]), 1 << 20))
     i = manifest["layers"].index(layer)
     assert config["modelfs"]["diffIds"][i] == entry.diff_id != layer["digest"]
+
+
+def test_pack_dir_is_a_plain_reproducible_modelpack_tar_by_default(tmp_path: Path) -> None:
+    """ModelPack peers (modctl) read ``…v1.tar`` folder layers, not ``…v1.tar+zstd``."""
+    import tarfile
+
+    opts = PackOptions(use_cache=False, pack_dirs=["code"])
+    with plan_model(TINY, opts) as plan, plan_model(TINY, opts) as again:
+        entry = next(e for e in plan.entries if e.relpath == "code")
+        assert entry.format == "tar"
+        assert entry.media_type == "application/vnd.cncf.model.code.v1.tar"
+        assert entry.source.digest == entry.diff_id and entry.size == entry.uncompressed_size
+        assert next(e for e in again.entries if e.relpath == "code").source.digest == entry.source.digest
+        assert entry.source.path is not None
+        with tarfile.open(entry.source.path, mode="r:") as tf:
+            assert [m.name for m in tf.getmembers() if m.isfile()] == entry.files
+    stored = push(TINY, tmp_path / "lay", opts)
+    layer = next(x for x in json.loads(stored.manifest)["layers"] if x["annotations"][mt.ANNOTATION_FILEPATH] == "code")
+    assert layer["mediaType"] == "application/vnd.cncf.model.code.v1.tar"
 
 
 def test_pack_dir_that_is_not_a_folder_is_an_input_error() -> None:
@@ -302,9 +321,8 @@ def test_pack_dir_temp_files_are_removed_on_cleanup() -> None:
 
 def test_oras_convention_writes_oci_tar_layers_with_titles_and_empty_config(tmp_path: Path) -> None:
     opts = PackOptions(use_cache=False, media_types="oras")
-    with plan_model(TINY, opts) as plan:
-        stored = push_plan(layout(tmp_path / "lay"), plan)
-    manifest = json.loads(stored.data)
+    stored = push(TINY, tmp_path / "lay", opts)
+    manifest = json.loads(stored.manifest)
     assert manifest["artifactType"] == mt.ORAS_DEFAULT_ARTIFACT_TYPE
     assert manifest["config"]["mediaType"] == "application/vnd.oci.empty.v1+json"
     for layer in manifest["layers"]:
@@ -318,7 +336,7 @@ def test_second_plan_takes_digests_from_the_cache(tmp_path: Path) -> None:
     cache = DigestCache(tmp_path / "c.sqlite")
     with plan_model(model, cache=cache) as plan:
         assert all(e.source.digest is None for e in plan.entries)
-        push_plan(layout(tmp_path / "lay"), plan)
+    push(model, tmp_path / "lay", PackOptions(), cache=cache)
     with plan_model(model, cache=cache) as plan:
         assert all(e.source.digest == sha(model / e.relpath) for e in plan.entries)
 
@@ -326,8 +344,7 @@ def test_second_plan_takes_digests_from_the_cache(tmp_path: Path) -> None:
 def test_changed_file_is_not_taken_from_the_cache(tmp_path: Path) -> None:
     model = copy_tiny(tmp_path)
     cache = DigestCache(tmp_path / "c.sqlite")
-    with plan_model(model, cache=cache) as plan:
-        push_plan(layout(tmp_path / "lay"), plan)
+    push(model, tmp_path / "lay", PackOptions(), cache=cache)
     (model / "config.json").write_text('{"changed": true}\n')
     with plan_model(model, cache=cache) as plan:
         entry = next(e for e in plan.entries if e.relpath == "config.json")
@@ -337,8 +354,7 @@ def test_changed_file_is_not_taken_from_the_cache(tmp_path: Path) -> None:
 def test_no_cache_option_neither_reads_nor_writes_the_default_cache(tmp_path: Path) -> None:
     from oci_model_sign.model.digestcache import default_cache_path
 
-    with plan_model(TINY, nocache()) as plan:
-        push_plan(layout(tmp_path / "lay"), plan)
+    push(TINY, tmp_path / "lay", nocache(), cache=None)
     assert not default_cache_path().exists()
 
 
@@ -348,13 +364,12 @@ def test_packed_model_layout_survives_a_skopeo_round_trip(tmp_path: Path, regist
 
     if shutil.which("skopeo") is None:
         pytest.skip("skopeo not installed")
-    with plan_model(TINY, PackOptions(use_cache=False, pack_dirs=["code"])) as plan:
-        stored = push_plan(layout(tmp_path / "lay"), plan, tag="v1")
+    stored = push(TINY, tmp_path / "lay", PackOptions(use_cache=False, pack_dirs=["code"]), tag="v1")
     for src, dst, flag in ((f"oci:{tmp_path / 'lay'}:v1", f"docker://{repo}:v1", "--dest-tls-verify=false"),
                            (f"docker://{repo}:v1", f"oci:{tmp_path / 'back'}:v1", "--src-tls-verify=false")):
         subprocess.run(["skopeo", "copy", "--quiet", flag, src, dst], check=True, timeout=120, capture_output=True)
     back = LayoutStore(parse_reference(f"oci:{tmp_path / 'back'}"), StoreOptions(), create=False)
-    assert back.get_manifest("v1").data == stored.data
+    assert back.get_manifest("v1").data == stored.manifest
 
 
 @pytest.mark.registry
@@ -365,8 +380,7 @@ def test_oras_py_pulls_a_packed_model_with_nested_paths(tmp_path: Path, registry
 
     if shutil.which("skopeo") is None:
         pytest.skip("skopeo not installed")
-    with plan_model(TINY, PackOptions(use_cache=False)) as plan:
-        push_plan(layout(tmp_path / "lay"), plan, tag="v1")
+    push(TINY, tmp_path / "lay", PackOptions(use_cache=False), tag="v1")
     subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{tmp_path / 'lay'}:v1",
                     f"docker://{repo}:v1"], check=True, timeout=120, capture_output=True)
     files = oras.client.OrasClient(insecure=True).pull(target=f"{repo}:v1", outdir=str(tmp_path / "out"))

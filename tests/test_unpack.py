@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import io
 import json
-import os
-import tarfile
+import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
-import zstandard
 
 from oci_model_sign.errors import InputError, IntegrityError, LimitError
 from oci_model_sign.limits import Limits
-from oci_model_sign.model.pack import PackOptions, plan_model, push_plan
-from oci_model_sign.model.tarzstd import extract_tar
+from oci_model_sign.model.pack import PackOptions, plan_model
 from oci_model_sign.model.unpack import (
     ModelEntry,
-    Staging,
     check_unique,
     filter_entries,
     matches_include,
@@ -30,6 +25,7 @@ from oci_model_sign.oci.descriptor import Descriptor
 from oci_model_sign.reference import parse_reference
 from oci_model_sign.store.base import StoreOptions
 from oci_model_sign.store.layout import LayoutStore
+from oci_model_sign.transfer import push_model
 from tests.conftest import TESTDATA
 
 TINY = TESTDATA / "tiny-model"
@@ -113,17 +109,19 @@ def test_filter_entries_keeps_selected_files_and_all_tar_layers() -> None:
 
 # -- parse_model_manifest ----------------------------------------------------------------------
 def test_parses_what_pack_writes(tmp_path: Path) -> None:
-    store = LayoutStore(parse_reference(f"oci:{tmp_path / 'lay'}"), StoreOptions(), create=True)
-    with plan_model(TINY, PackOptions(use_cache=False, pack_dirs=["code"])) as plan:
-        stored = push_plan(store, plan)
-    config_desc = Descriptor.from_json(json.loads(stored.data)["config"])
-    parsed = parse_model_manifest(stored.data, Limits(), config=store.read_blob(config_desc, 1 << 20))
+    ref = parse_reference(f"oci:{tmp_path / 'lay'}")
+    store = LayoutStore(ref, StoreOptions(), create=True)
+    opts = PackOptions(use_cache=False, pack_dirs=["code"], compress="zstd")
+    stored = push_model(TINY, ref, store, pack=opts, cache=None)
+    config_desc = Descriptor.from_json(json.loads(stored.manifest)["config"])
+    parsed = parse_model_manifest(stored.manifest, Limits(), config=store.read_blob(config_desc, 1 << 20))
     assert parsed.format == "modelpack"
     assert parsed.artifact_type == mt.MODEL_ARTIFACT_TYPE
     paths = {str(e.path): e for e in parsed.files}
     assert paths["config.json"].kind == "raw" and paths["config.json"].role == "weight.config"
     assert paths["code"].kind == "tar+zstd"
-    code = next(e for e in plan.entries if e.relpath == "code")
+    with plan_model(TINY, opts) as plan:
+        code = next(e for e in plan.entries if e.relpath == "code")
     assert paths["code"].uncompressed_size == code.uncompressed_size
     assert paths["code"].diff_id == code.diff_id
     assert parsed.skipped == []
@@ -210,144 +208,45 @@ def test_bad_uncompressed_size_annotation_is_refused() -> None:
         parse_model_manifest(data, Limits())
 
 
-# -- staging -----------------------------------------------------------------------------------
-def test_staging_lives_next_to_dest_and_commit_renames_into_a_new_dest(tmp_path: Path) -> None:
-    dest = tmp_path / "out"
-    with Staging(dest) as staging:
-        assert staging.path.parent == tmp_path and staging.path.name.startswith(".omsign-staging-")
-        staging.temp_path_for("a/b.txt").write_bytes(b"b")
-        staging.temp_path_for("c.txt").write_bytes(b"c")
-        assert sorted(staging.commit()) == ["a/b.txt", "c.txt"]
-    assert (dest / "a/b.txt").read_bytes() == b"b"
-    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+# -- artifacts that are not models -----------------------------------------------------------------
+def _pulled(value: dict[str, Any]) -> Any:
+    from oci_model_sign.model.unpack import parse_pulled_model
+
+    return parse_pulled_model(json.dumps(value).encode(), Limits(), what="r/x:v1")
 
 
-def test_commit_into_existing_dest_replaces_files_and_keeps_others(tmp_path: Path) -> None:
-    dest = tmp_path / "out"
-    dest.mkdir()
-    (dest / "c.txt").write_bytes(b"old")
-    (dest / "keep.txt").write_bytes(b"keep")
-    with Staging(dest) as staging:
-        staging.temp_path_for("c.txt").write_bytes(b"new")
-        staging.commit()
-    assert (dest / "c.txt").read_bytes() == b"new"
-    assert (dest / "keep.txt").read_bytes() == b"keep"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+def test_docker_image_is_named_a_container_image() -> None:
+    from oci_model_sign.errors import NotFoundError
+
+    docker = "application/vnd.docker.distribution.manifest.v2+json"
+    value = {"schemaVersion": 2, "mediaType": docker,
+             "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": D1, "size": 10},
+             "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": D2, "size": 10}]}
+    expected = f"r/x:v1 is a container image ({docker} with application/vnd.docker.image.rootfs.diff.tar.gzip layers), not a model"
+    with pytest.raises(NotFoundError, match=re.escape(expected)):
+        _pulled(value)
 
 
-def test_failure_before_commit_leaves_dest_untouched_and_removes_staging(tmp_path: Path) -> None:
-    dest = tmp_path / "out"
-    dest.mkdir()
-    (dest / "c.txt").write_bytes(b"old")
-    with pytest.raises(IntegrityError), Staging(dest) as staging:
-        staging.temp_path_for("c.txt").write_bytes(b"half-writt")
-        raise IntegrityError("digest mismatch")
-    assert (dest / "c.txt").read_bytes() == b"old"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+def test_docker_manifest_list_and_oci_index_without_media_type_are_named_indexes() -> None:
+    from oci_model_sign.errors import NotFoundError
+
+    entry = {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": D1, "size": 10}
+    for value in ({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+                   "manifests": [entry]},
+                  {"schemaVersion": 2, "manifests": [entry, entry]}):
+        with pytest.raises(NotFoundError, match="is an image index"):
+            _pulled(value)
 
 
-def test_commit_refuses_to_write_through_a_symlink_in_dest(tmp_path: Path) -> None:
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    dest = tmp_path / "out"
-    dest.mkdir()
-    (dest / "code").symlink_to(elsewhere)
-    with pytest.raises(InputError, match="symbolic link"), Staging(dest) as staging:
-        staging.temp_path_for("code/x.py").write_bytes(b"x")
-        staging.temp_path_for("a.txt").write_bytes(b"a")
-        staging.commit()
-    assert list(elsewhere.iterdir()) == []
-    assert not (dest / "a.txt").exists()  # checked before anything moved
+def test_manifest_without_layers_is_not_a_model() -> None:
+    from oci_model_sign.errors import NotFoundError
+
+    value = json.loads(manifest([], artifact_type="application/vnd.example+json"))
+    with pytest.raises(NotFoundError, match=re.escape("application/vnd.example+json with no layers, not a model")):
+        _pulled(value)
 
 
-def test_commit_refuses_a_folder_where_a_file_goes(tmp_path: Path) -> None:
-    dest = tmp_path / "out"
-    (dest / "a.txt").mkdir(parents=True)
-    with pytest.raises(InputError), Staging(dest) as staging:
-        staging.temp_path_for("a.txt").write_bytes(b"a")
-        staging.commit()
-
-
-def test_temp_path_for_refuses_unsafe_paths(tmp_path: Path) -> None:
-    with pytest.raises(IntegrityError), Staging(tmp_path / "out") as staging:
-        staging.temp_path_for("../escape")
-
-
-def test_tar_layer_extracts_into_staging_then_commits(tmp_path: Path) -> None:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
-        info = tarfile.TarInfo("code/x.py")
-        info.size = 1
-        tf.addfile(info, io.BytesIO(b"x"))
-    data = zstandard.ZstdCompressor().compress(buf.getvalue())
-    dest = tmp_path / "out"
-    with Staging(dest) as staging:
-        extract_tar(io.BytesIO(data), staging.path, compression="zstd", max_output=len(buf.getvalue()))
-        staging.temp_path_for("README.md").write_bytes(b"r")
-        staging.commit()
-    assert (dest / "code/x.py").read_bytes() == b"x"
-    assert os.path.isfile(dest / "README.md")
-
-
-def test_packed_model_unpacks_to_identical_files(tmp_path: Path) -> None:
-    store = LayoutStore(parse_reference(f"oci:{tmp_path / 'lay'}"), StoreOptions(), create=True)
-    with plan_model(TINY, PackOptions(use_cache=False, pack_dirs=["code"])) as plan:
-        stored = push_plan(store, plan)
-    config_desc = Descriptor.from_json(json.loads(stored.data)["config"])
-    parsed = parse_model_manifest(stored.data, Limits(), config=store.read_blob(config_desc, 1 << 20))
-    dest = tmp_path / "out"
-    with Staging(dest) as staging:
-        for entry in parsed.files:
-            if entry.kind == "raw":
-                with open(staging.temp_path_for(entry), "wb") as out:
-                    store.fetch_blob(entry.descriptor, out)
-            else:
-                blob = tmp_path / "layer.tmp"
-                with open(blob, "wb") as out:
-                    store.fetch_blob(entry.descriptor, out)
-                assert entry.uncompressed_size is not None
-                with open(blob, "rb") as src:
-                    extract_tar(src, staging.path, compression="zstd", max_output=entry.uncompressed_size,
-                                expected_diff_id=entry.diff_id)
-                blob.unlink()
-        staging.commit()
-    originals = sorted(str(p.relative_to(TINY)) for p in TINY.rglob("*") if p.is_file())
-    copies = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
-    assert copies == originals
-    for rel in originals:
-        assert (dest / rel).read_bytes() == (TINY / rel).read_bytes()
-
-
-# -- debris of killed runs -----------------------------------------------------------------------
-def _dead_pid() -> int:
-    import subprocess
-    import sys
-
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
-
-
-def test_sweep_removes_staging_and_layer_files_of_dead_processes(tmp_path: Path) -> None:
-    from oci_model_sign.model.unpack import debris_name, sweep_debris
-
-    mine = debris_name("staging")
-    dead = mine.replace(f"-{os.getpid()}-", f"-{_dead_pid()}-")
-    (tmp_path / f"{dead}abc").mkdir()
-    (tmp_path / f"{dead}abc" / "weights.bin").write_bytes(b"partial")
-    (tmp_path / f"{dead.replace('staging', 'layer')}xyz").write_bytes(b"partial")
-    removed = sweep_debris(tmp_path)
-    assert len(removed) == 2 and list(tmp_path.iterdir()) == []
-
-
-def test_sweep_keeps_work_of_live_processes_and_other_hosts(tmp_path: Path) -> None:
-    from oci_model_sign.model.unpack import debris_name, sweep_debris
-
-    alive = tmp_path / f"{debris_name('staging')}abc"  # this very process
-    alive.mkdir()
-    other_host = tmp_path / f".omsign-staging-elsewhere.example-{_dead_pid()}-abc"
-    other_host.mkdir()
-    user_file = tmp_path / ".omsign-notes"
-    user_file.write_text("not ours to delete")
-    assert sweep_debris(tmp_path) == []
-    assert alive.exists() and other_host.exists() and user_file.exists()
+def test_a_model_is_returned_as_parsed() -> None:
+    value = json.loads(manifest([layer("application/vnd.cncf.model.weight.v1.raw", D1, **{mt.ANNOTATION_FILEPATH: "w.bin"})],
+                                artifact_type=mt.MODEL_ARTIFACT_TYPE))
+    assert [str(e.path) for e in _pulled(value).files] == ["w.bin"]

@@ -3,7 +3,9 @@
 One raw layer per file (ModelPack ``…v1.raw``): the layer digest is then the file's sha256,
 which is also model-signing's per-file digest and the config's ``diffId``, so the whole OMS
 statement can later be derived from the manifest without touching a blob. Folders named in
-``pack_dirs`` become one reproducible tar(+zstd) layer each (see ``tarzstd``).
+``pack_dirs`` become one reproducible tar layer each (see ``tarzstd``): plain tar by default,
+which every ModelPack client reads, or tar+zstd on request, which only omsign and ORAS-style
+clients read.
 
 Everything is deterministic: files are walked in model-signing's component-wise order, file
 metadata is normalised (uid/gid 0, no mtime, modes 0644/0755) and no creation time is
@@ -32,12 +34,10 @@ from typing import Any, Literal
 
 from ..errors import InputError, UsageError
 from ..oci import mediatypes as mt
-from ..oci.descriptor import Descriptor, ManifestData
-from ..oci.manifest import build_manifest, compact_json
-from ..oci.mediatypes import OCI_MANIFEST
-from ..store.base import BlobSource, Progress, Store
+from ..oci.descriptor import Descriptor
+from ..oci.manifest import compact_json
+from ..store.base import BlobSource
 from .conventions import (
-    MODELPACK,
     MediaTypes,
     classify,
     classify_certain,
@@ -48,6 +48,9 @@ from .digestcache import DigestCache
 from .tarzstd import BuiltTar, members_for_folder, write_tar
 
 GIT_PATHS = (".git", ".gitattributes", ".github", ".gitignore")
+# Left by tools, never part of a model: huggingface_hub's download metadata and macOS Finder's.
+TOOL_PATHS = (".cache/huggingface", ".DS_Store", "*/.DS_Store")
+HF_CACHE_PREFIXES = ("models--", "datasets--", "spaces--")
 LayerFormat = Literal["raw", "tar", "tar+zstd"]
 
 
@@ -57,9 +60,12 @@ class PackOptions:
 
     ignore: list[str] = field(default_factory=list)
     ignore_git: bool = True
+    ignore_tool_files: bool = True  # TOOL_PATHS
     allow_symlinks: bool = False
+    dereference: bool = False  # read through every symbolic link (files and folders)
     pack_dirs: list[str] = field(default_factory=list)
-    compress: Literal["zstd"] | None = "zstd"
+    # Plain tar by default: ModelPack peers (modctl) read ``…v1.tar`` but not ``…v1.tar+zstd``.
+    compress: Literal["zstd"] | None = None
     media_types: str = "modelpack"
     name: str | None = None
     annotations: dict[str, str] = field(default_factory=dict)
@@ -75,7 +81,6 @@ class PlanEntry:
     role: str
     media_type: str
     size: int  # bytes of the layer blob
-    mtime_ns: int
     source: BlobSource
     format: LayerFormat = "raw"
     certain: bool = True
@@ -115,14 +120,6 @@ class ModelPlan:
         if self.temp_dir is not None:
             shutil.rmtree(self.temp_dir, ignore_errors=True)
             self.temp_dir = None
-
-    @property
-    def files(self) -> list[str]:
-        """Every model file path, folder layers expanded, in order."""
-        out: list[str] = []
-        for e in self.entries:
-            out.extend(e.files if e.is_folder else [e.relpath])
-        return out
 
     def remember(self, entry: PlanEntry, digest: str) -> None:
         """Record a raw layer's digest (computed while pushing) in the plan and the cache.
@@ -174,10 +171,48 @@ class _File:
     st: os.stat_result
 
 
-def _walk(root: Path, patterns: list[str], allow_symlinks: bool) -> list[_File]:
-    """Every regular file under ``root`` (symlinks resolved if allowed), sorted."""
+def _check_utf8(name: str, path: Path) -> None:
+    """Names become JSON annotations and model-signing paths, which are UTF-8 by definition."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(
+            f"file name {os.fsencode(path)!r} is not valid UTF-8",
+            hint="rename it, or leave it out with --ignore",
+        ) from None
+
+
+def hf_cache_repo(model_dir: Path) -> Path | None:
+    """The ``models--org--name`` folder when ``model_dir`` is a Hugging Face cache snapshot.
+
+    The hub cache stores each file once under ``blobs/`` and lists a revision as
+    ``snapshots/<rev>/`` of relative symlinks into it; links that resolve inside that repository
+    folder are the layout itself, not a user's shortcut, so they are read through.
+    """
+    real = Path(os.path.realpath(model_dir))
+    snapshots, repo = real.parent, real.parent.parent
+    if snapshots.name == "snapshots" and repo.name.startswith(HF_CACHE_PREFIXES) and (repo / "blobs").is_dir():
+        return repo
+    return None
+
+
+def _inside(folder: str, target: str) -> bool:
+    return os.path.commonpath([folder, target]) == folder
+
+
+def _walk(root: Path, patterns: list[str], allow_symlinks: bool, *, dereference: bool = False,
+          link_root: Path | None = None) -> list[_File]:
+    """Every regular file under ``root`` (symlinks read through where allowed), sorted.
+
+    ``dereference`` follows every link, to files and folders (a folder reached twice, a loop,
+    is refused); ``link_root`` admits links to files inside that folder (a Hugging Face cache
+    repository); ``allow_symlinks`` admits links to files inside ``root``.
+    """
     real_root = os.path.realpath(root)
+    real_links = os.path.realpath(link_root) if link_root is not None else None
     found: list[_File] = []
+    top = os.stat(root)
+    seen_dirs = {(top.st_dev, top.st_ino)}
     stack: list[tuple[Path, str]] = [(root, "")]
     while stack:
         folder, prefix = stack.pop()
@@ -191,22 +226,15 @@ def _walk(root: Path, patterns: list[str], allow_symlinks: bool) -> list[_File]:
             if _ignored(rel, patterns):
                 continue
             path = folder / name
+            _check_utf8(name, path)
             st = os.lstat(path)
             if stat.S_ISLNK(st.st_mode):
-                if not allow_symlinks:
-                    raise InputError(f"{path} is a symbolic link",
-                                     hint="replace it with the file, ignore it, or use --allow-symlinks")
-                target = os.path.realpath(path)
-                if os.path.commonpath([real_root, target]) != real_root:
-                    raise InputError(f"{path} points outside the model folder ({target})")
-                try:
-                    st = os.stat(path)
-                except OSError as exc:
-                    raise InputError(f"{path} is a broken symbolic link") from exc
-                if stat.S_ISDIR(st.st_mode):
-                    raise InputError(f"{path} is a symbolic link to a folder, which omsign does not follow",
-                                     hint="ignore it, or replace it with the folder")
+                st = _follow(path, real_root, real_links, allow_symlinks, dereference)
             if stat.S_ISDIR(st.st_mode):
+                if (st.st_dev, st.st_ino) in seen_dirs:
+                    raise InputError(f"{path} leads to a folder already packed (a symbolic link loop?)",
+                                     hint="ignore it with --ignore")
+                seen_dirs.add((st.st_dev, st.st_ino))
                 stack.append((path, rel + "/"))
             elif stat.S_ISREG(st.st_mode):
                 found.append(_File(rel, path, st))
@@ -215,6 +243,27 @@ def _walk(root: Path, patterns: list[str], allow_symlinks: bool) -> list[_File]:
                                  hint="remove it or pass --ignore for it")
     found.sort(key=lambda f: _sort_key(f.rel))
     return found
+
+
+def _follow(path: Path, real_root: str, real_links: str | None, allow_symlinks: bool,
+            dereference: bool) -> os.stat_result:
+    """The stat of what the link ``path`` points to, or InputError if it may not be followed."""
+    target = os.path.realpath(path)
+    in_cache = real_links is not None and _inside(real_links, target)
+    if not (dereference or in_cache or allow_symlinks):
+        raise InputError(f"{path} is a symbolic link",
+                         hint="replace it with the file, ignore it, or use --allow-symlinks or --dereference")
+    if not (dereference or in_cache) and not _inside(real_root, target):
+        raise InputError(f"{path} points outside the model folder ({target})",
+                         hint="use --dereference to read through every link")
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise InputError(f"{path} is a broken symbolic link") from exc
+    if stat.S_ISDIR(st.st_mode) and not dereference:
+        raise InputError(f"{path} is a symbolic link to a folder, which omsign does not follow",
+                         hint="ignore it, replace it with the folder, or use --dereference")
+    return st
 
 
 def _check_readable(f: _File) -> None:
@@ -264,6 +313,7 @@ def plan_model(model_dir: Path, options: PackOptions | None = None, *,
     walk_patterns = list(patterns)
     if stat.S_ISREG(st.st_mode):
         root = model_dir.parent
+        _check_utf8(model_dir.name, model_dir)
         files = [_File(model_dir.name, model_dir, st)]
         name = model_dir.name
     elif stat.S_ISDIR(st.st_mode):
@@ -271,8 +321,16 @@ def plan_model(model_dir: Path, options: PackOptions | None = None, *,
         # The git paths are ignored at the top level only (OMS spec).
         if options.ignore_git:
             walk_patterns += [p for p in GIT_PATHS if p not in walk_patterns]
-        files = _walk(model_dir, walk_patterns, options.allow_symlinks)
+        if options.ignore_tool_files:
+            walk_patterns += [p for p in TOOL_PATHS if p not in walk_patterns]
+        hf_repo = hf_cache_repo(model_dir)
+        files = _walk(model_dir, walk_patterns, options.allow_symlinks, dereference=options.dereference,
+                      link_root=hf_repo)
         name = os.path.basename(os.path.abspath(model_dir))
+        if hf_repo is not None:  # snapshots/<commit hash>: the repository id says more
+            name = hf_repo.name.split("--", 1)[1].replace("--", "/")
+        # A folder's name is only a label: never let its encoding fail the push.
+        name = os.fsencode(name).decode("utf-8", "replace")
     else:
         raise InputError(f"{model_dir} is neither a folder nor a regular file")
     if not files:
@@ -303,7 +361,7 @@ def plan_model(model_dir: Path, options: PackOptions | None = None, *,
             digest = cache.get(f.path, f.st) if cache is not None else None
             plan.entries.append(PlanEntry(
                 relpath=f.rel, role=role, media_type=types.layer_type(role, mt.FORMAT_RAW),
-                size=f.st.st_size, mtime_ns=f.st.st_mtime_ns,
+                size=f.st.st_size,
                 source=BlobSource(size=f.st.st_size, path=f.path, digest=digest),
                 certain=certain, executable=bool(f.st.st_mode & stat.S_IXUSR),
                 diff_id=digest, uncompressed_size=f.st.st_size, stat=f.st,
@@ -332,21 +390,15 @@ def _folder_entry(plan: ModelPlan, folder: str, files: list[_File], types: Media
     built: BuiltTar = write_tar(members, out, compression="zstd" if fmt == "tar+zstd" else None)
     return PlanEntry(
         relpath=folder, role=role, media_type=types.layer_type(role, fmt), size=built.size,
-        mtime_ns=0, source=BlobSource(size=built.size, path=built.path, digest=built.digest),
+        source=BlobSource(size=built.size, path=built.path, digest=built.digest),
         format=fmt, certain=len(counts) == 1, diff_id=built.diff_id,
         uncompressed_size=built.uncompressed_size, files=[f.rel for f in files],
     )
 
 
 # -- descriptors, config, manifest -------------------------------------------------------------
-def layer_descriptor(entry: PlanEntry, digest: str | None = None, size: int | None = None,
-                     media_types: MediaTypes | None = None) -> Descriptor:
+def layer_descriptor(entry: PlanEntry, digest: str, size: int, types: MediaTypes) -> Descriptor:
     """The manifest descriptor of a pushed layer, with its path and metadata annotations."""
-    types = media_types or MODELPACK
-    digest = digest or entry.source.digest
-    if digest is None:
-        raise UsageError(f"layer {entry.relpath} has no digest yet: push it first")
-    size = entry.size if size is None else size
     ann: dict[str, str] = {}
     if types.modelpack_annotations:
         ann[mt.ANNOTATION_FILEPATH] = entry.relpath
@@ -409,22 +461,3 @@ def build_config_blob(plan: ModelPlan, layers: list[Descriptor]) -> tuple[bytes,
     return b"{}", plan.media_types.config_media_type
 
 
-def push_plan(store: Store, plan: ModelPlan, *, tag: str | None = None,
-              annotations: dict[str, str] | None = None, progress: Progress | None = None) -> ManifestData:
-    """Push every layer, the config and the manifest of ``plan``, one blob at a time.
-
-    The simple sequential path (layouts, tests); the registry push command may run layers
-    concurrently with the same building blocks. Returns the manifest as stored.
-    """
-    layers: list[Descriptor] = []
-    for entry in plan.entries:
-        pushed = store.push_blob(entry.source, progress)
-        plan.remember(entry, pushed.digest)
-        layers.append(layer_descriptor(entry, pushed.digest, pushed.size, plan.media_types))
-    config_bytes, config_type = build_config_blob(plan, layers)
-    config = store.push_blob(BlobSource(size=len(config_bytes), data=config_bytes))
-    config_desc = Descriptor(config_type, config.digest, config.size)
-    merged = {**plan.options.annotations, **(annotations or {})}
-    data = build_manifest(config_desc, layers, merged, artifact_type=plan.media_types.artifact_type)
-    digest = store.put_manifest(data, OCI_MANIFEST, tag=tag)
-    return ManifestData(data, OCI_MANIFEST, digest)

@@ -4,32 +4,25 @@
 and KitOps manifests into one list of (path, layer) entries. Every path goes through
 ``safe_relpath`` and ``check_unique`` before anything touches the disk, so a manifest cannot
 write outside the destination, overwrite one file with another through a look-alike name, or
-turn a file into a folder. ``Staging`` collects verified files next to the destination and
-moves them in only when everything has been checked: an interrupted or failed pull never
-leaves a partial file in the destination.
+turn a file into a folder. ``parse_pulled_model`` refuses what is not a model at all. Where
+the verified files go, and how they replace what was there, is ``staging``'s job.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import os
 import re
-import secrets
-import shutil
-import socket
-import stat
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
-from types import TracebackType
+from pathlib import PurePosixPath
 from typing import Any, Literal
 
-from ..errors import InputError, IntegrityError, LimitError
+from ..errors import InputError, IntegrityError, LimitError, NotFoundError
 from ..limits import Limits, load_json
 from ..oci import mediatypes as mt
 from ..oci.descriptor import Descriptor
-from ..oci.mediatypes import DOCKER_MANIFEST, OCI_MANIFEST
+from ..oci.mediatypes import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
 
 LayerKind = Literal["raw", "tar", "tar+zstd", "tar+gzip"]
 ManifestFormat = Literal["modelpack", "oras", "kitops", "dmr"]
@@ -277,6 +270,49 @@ def parse_model_manifest(data: bytes, limits: Limits, *, config: bytes | None = 
     return ModelManifest(fmt, artifact_type, config_desc, files, dict(annotations), skipped)
 
 
+IMAGE_CONFIG_TYPES = ("application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json")
+IMAGE_LAYER_PREFIXES = ("application/vnd.oci.image.layer.", "application/vnd.docker.image.rootfs.")
+
+
+def parse_pulled_model(data: bytes, limits: Limits, *, what: str) -> ModelManifest:
+    """``parse_model_manifest`` for a pull: an artifact with no model file is refused.
+
+    Pulling a container image, an index or an artifact none of whose layers names a file would
+    otherwise "succeed" with nothing placed. NotFoundError (no model there), whose message
+    says what the artifact is instead; ``what`` names it (the reference).
+    """
+    value = load_json(data, max_bytes=limits.manifest_bytes, depth=limits.json_depth, what="manifest")
+    if isinstance(value, dict):
+        media_type = value.get("mediaType")
+        manifests = value.get("manifests")
+        if media_type in (OCI_INDEX, DOCKER_MANIFEST_LIST) or (media_type is None and isinstance(manifests, list)):
+            count = len(manifests) if isinstance(manifests, list) else 0
+            raise NotFoundError(
+                f"{what} is an image index ({media_type or OCI_INDEX}, {count} manifests), not a model",
+                hint="pull one model manifest of it by digest",
+            )
+    model = parse_model_manifest(data, limits)
+    if model.files:
+        return model
+    raise NotFoundError(f"{what} is {_describe_non_model(value, model)}, not a model",
+                        hint="omsign pulls ModelPack, ORAS and KitOps artifacts that name their files")
+
+
+def _describe_non_model(value: Any, model: ModelManifest) -> str:
+    """What an artifact without model files is, in a few words, from its media types."""
+    manifest_type = value.get("mediaType", OCI_MANIFEST) if isinstance(value, dict) else OCI_MANIFEST
+    layer_types = sorted({d.media_type for d in model.skipped})
+    listed = ", ".join(layer_types[:3]) + (", …" if len(layer_types) > 3 else "")
+    if model.config.media_type in IMAGE_CONFIG_TYPES or (
+        layer_types and all(t.startswith(IMAGE_LAYER_PREFIXES) for t in layer_types)
+    ):
+        return f"a container image ({manifest_type} with {listed or 'no'} layers)"
+    kind = model.artifact_type or model.config.media_type
+    if not model.skipped:
+        return f"an artifact of type {kind} with no layers"
+    return f"an artifact of type {kind} whose {len(model.skipped)} layers ({listed}) name no model file"
+
+
 def _annotated_entries(layers: list[Descriptor], diff_ids: list[str] | None) -> tuple[list[ModelEntry], list[Descriptor]]:
     files: list[ModelEntry] = []
     skipped: list[Descriptor] = []
@@ -357,164 +393,3 @@ def filter_entries(entries: Sequence[ModelEntry], patterns: Sequence[str]) -> li
     if not patterns:
         return list(entries)
     return [e for e in entries if e.is_tar or matches_include(str(e.path), patterns)]
-
-
-# -- staging -----------------------------------------------------------------------------------
-DEBRIS_PREFIXES = (".omsign-staging-", ".omsign-layer-")
-
-
-def _host_tag() -> str:
-    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:64] or "host"
-
-
-def debris_name(kind: str) -> str:
-    """``.omsign-<kind>-<host>-<pid>-`` : who made a temporary file, so a later run can tell
-    whether its maker is dead (a ``kill -9``) and remove it. The host keeps a process on one
-    machine from judging another machine's work on a shared filesystem."""
-    return f".omsign-{kind}-{_host_tag()}-{os.getpid()}-"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, owned by someone else
-        return True
-    return True
-
-
-def sweep_debris(parent: Path) -> list[str]:
-    """Remove staging folders and layer files left in ``parent`` by omsign runs of this host
-    that died (SIGKILL, power loss of the process). Anything whose maker may still run, or that
-    another host made, is left alone. Returns the names removed."""
-    host = _host_tag()
-    removed: list[str] = []
-    try:
-        names = os.listdir(parent)
-    except OSError:
-        return removed
-    for name in names:
-        prefix = next((p for p in DEBRIS_PREFIXES if name.startswith(p)), None)
-        if prefix is None:
-            continue
-        rest = name[len(prefix):]
-        if not rest.startswith(host + "-"):
-            continue
-        pid_text = rest[len(host) + 1:].split("-", 1)[0]
-        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _pid_alive(int(pid_text)):
-            continue
-        path = parent / name
-        try:
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
-            removed.append(name)
-        except OSError:
-            continue
-    return removed
-
-
-class Staging:
-    """Files land in a temporary folder next to ``dest`` and move in only after verification.
-
-    The staging folder sits in ``dest``'s parent (same filesystem, so moves are renames).
-    ``commit()`` renames the whole folder into place when ``dest`` does not exist, otherwise
-    replaces files one by one with ``os.replace`` after checking every target first. On an
-    exception the staging folder is removed and ``dest`` is untouched.
-    """
-
-    def __init__(self, dest: Path) -> None:
-        self.dest = Path(os.path.abspath(dest))
-        self.root: Path | None = None
-        self.committed: list[str] = []
-
-    def __enter__(self) -> Staging:
-        parent = self.dest.parent
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-            if self.dest.exists() and not self.dest.is_dir():
-                raise InputError(f"{self.dest} exists and is not a folder")
-            sweep_debris(parent)
-            self.root = parent / f"{debris_name('staging')}{secrets.token_hex(6)}"
-            os.mkdir(self.root, 0o755)
-        except OSError as exc:
-            raise InputError(f"cannot create a staging folder next to {self.dest}: {exc.strerror or exc}") from exc
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.cleanup()
-
-    def cleanup(self) -> None:
-        if self.root is not None and self.root.exists():
-            shutil.rmtree(self.root, ignore_errors=True)
-
-    def temp_path_for(self, entry: ModelEntry | str | PurePosixPath) -> Path:
-        """Where to write a raw file entry while it is being fetched and verified."""
-        assert self.root is not None, "use Staging as a context manager"
-        rel = entry.path if isinstance(entry, ModelEntry) else safe_relpath(str(entry))
-        target = self.root.joinpath(*rel.parts)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        return target
-
-    @property
-    def path(self) -> Path:
-        """The staging folder (tar layers are extracted straight into it)."""
-        assert self.root is not None, "use Staging as a context manager"
-        return self.root
-
-    def _staged_files(self) -> list[str]:
-        assert self.root is not None
-        out: list[str] = []
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            dirnames.sort()
-            rel_dir = os.path.relpath(dirpath, self.root)
-            for name in sorted(filenames):
-                out.append(name if rel_dir == "." else f"{rel_dir}/{name}".replace(os.sep, "/"))
-        return out
-
-    def _check_target(self, rel: str) -> None:
-        """Refuse to write through a symlink or over a folder already in ``dest``."""
-        current = self.dest
-        parts = PurePosixPath(rel).parts
-        for i, part in enumerate(parts):
-            current = current / part
-            try:
-                st = os.lstat(current)
-            except FileNotFoundError:
-                return
-            last = i == len(parts) - 1
-            if stat.S_ISLNK(st.st_mode):
-                raise InputError(f"{current} is a symbolic link; omsign will not write through it",
-                                 hint="remove it or pull into an empty folder")
-            if not last and not stat.S_ISDIR(st.st_mode):
-                raise InputError(f"{current} is a file where the model needs a folder")
-            if last and stat.S_ISDIR(st.st_mode):
-                raise InputError(f"{current} is a folder where the model has a file")
-
-    def commit(self) -> list[str]:
-        """Move everything staged into ``dest``; returns the relative paths placed."""
-        assert self.root is not None, "use Staging as a context manager"
-        files = self._staged_files()
-        for rel in files:
-            staged = self.root / rel
-            with open(staged, "rb") as f:
-                os.fsync(f.fileno())
-        try:
-            if not os.path.lexists(self.dest):
-                os.rename(self.root, self.dest)
-                self.root = None
-                self.committed = files
-                return files
-            for rel in files:
-                self._check_target(rel)
-            for rel in files:
-                target = self.dest.joinpath(*PurePosixPath(rel).parts)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(self.root / rel, target)
-                self.committed.append(rel)
-        except OSError as exc:
-            raise InputError(f"cannot move files into {self.dest}: {exc.strerror or exc}") from exc
-        return files
