@@ -48,6 +48,10 @@ IgnoreTlog = typer.Option(False, "--insecure-ignore-tlog", help="Accept signatur
 Offline = typer.Option(False, "--offline", help="Use the embedded Sigstore trust root; no network.")
 TrustConfig = typer.Option(None, "--trust-config", help="Trusted root or ClientTrustConfig JSON (private Sigstore).")
 Staging = typer.Option(False, "--staging", help="Trust Sigstore's staging instance.")
+TlogUpload = typer.Option(
+    True, "--tlog-upload/--no-tlog-upload",
+    help="Upload key signatures to the Rekor log of the signing config (--trust-config; default: public-good), as cosign does.",
+)
 
 
 def _fail(error: OmsignError) -> NoReturn:
@@ -113,17 +117,15 @@ def _signer(
     trust_config: Path | None,
     *,
     background: bool = False,
+    tlog_upload: bool = True,
 ) -> Any:
-    from .signing import signers
+    from .signing.options import signer_from_options
 
-    if certificate is not None and key is None:
-        raise UsageError("--certificate needs --key (the certificate's private key)")
-    if key is not None:
-        password = _password_for_key()
-        if certificate is not None:
-            return signers.CertificateSigner(key, certificate, list(certificate_chain), password)
-        return signers.KeySigner(key, password, background=background)
-    return signers.KeylessSigner(identity_token=identity_token, trust_config=trust_config, staging=staging)
+    return signer_from_options(
+        key=key, certificate=certificate, certificate_chain=list(certificate_chain),
+        identity_token=identity_token, staging=staging, trust_config=trust_config,
+        password=_password_for_key(), tlog_upload=tlog_upload, background=background,
+    )
 
 
 def _policy(
@@ -140,40 +142,13 @@ def _policy(
     staging: bool,
     annotations: dict[str, str],
 ) -> Any:
-    from .verify import policy as p
+    from .verify.policy import policy_from_options
 
-    if key is not None:
-        policy = p.KeyPolicy(key, ignore_tlog=ignore_tlog, trusted_root=trust_config, annotations=annotations)
-        policy.key()  # an unusable key is the user's input error, not "no signature found" later
-        return policy
-    if ca_roots is not None or certificate_chain is not None:
-        roots = ca_roots or certificate_chain
-        assert roots is not None
-        return p.CertificateChainPolicy(
-            roots,
-            chain=certificate_chain if ca_roots is not None else None,
-            identity=identity,
-            identity_regexp=identity_regexp,
-            issuer=issuer,
-            issuer_regexp=issuer_regexp,
-            ignore_tlog=ignore_tlog,
-            trusted_root=trust_config,
-            annotations=annotations,
-        )
-    if identity or identity_regexp or issuer or issuer_regexp:
-        return p.IdentityPolicy(
-            identity=identity,
-            identity_regexp=identity_regexp,
-            issuer=issuer,
-            issuer_regexp=issuer_regexp,
-            trust_config=trust_config,
-            staging=staging,
-            offline=offline,
-            annotations=annotations,
-        )
-    raise UsageError(
-        "no policy, no verification",
-        hint="pass --key PUB, or --certificate-identity and --certificate-oidc-issuer, or --ca-roots",
+    return policy_from_options(
+        key=key, certificate_identity=identity, certificate_identity_regexp=identity_regexp,
+        certificate_oidc_issuer=issuer, certificate_oidc_issuer_regexp=issuer_regexp,
+        certificate_chain=certificate_chain, ca_roots=ca_roots, insecure_ignore_tlog=ignore_tlog,
+        offline=offline, trust_config=trust_config, staging=staging, annotations=annotations,
     )
 
 
@@ -196,6 +171,7 @@ def push(
     identity_token: str | None = typer.Option(None, "--identity-token"),
     trust_config: Path | None = TrustConfig,
     staging: bool = Staging,
+    tlog_upload: bool = TlogUpload,
     annotation: list[str] = Annotations,
     plain_http: bool | None = PlainHttp,
     insecure: bool = Insecure,
@@ -208,7 +184,7 @@ def push(
     """Pack a model folder (one layer per file, CNCF ModelPack) and push it."""
     options = _store_options(plain_http, insecure, username, password_stdin, concurrency)
     pack = _pack_options(ignore, pack_dir, compress, allow_symlinks, media_types)
-    signer = _signer(key, certificate, certificate_chain, identity_token, staging, trust_config) if sign else None
+    signer = _signer(key, certificate, certificate_chain, identity_token, staging, trust_config, tlog_upload=tlog_upload) if sign else None
     _run_push(
         model_dir, reference, pack, options, no_cache, progress, json_out, signer, _annotations(annotation),
         mount_from=list(mount_from),
@@ -400,6 +376,7 @@ def sign(
     staging: bool = typer.Option(False, "--staging", help="Use Sigstore's staging instance."),
     trust_config: Path | None = typer.Option(None, "--trust-config", help="ClientTrustConfig JSON of a private Sigstore."),
     format: str = typer.Option("bundle", "--format", help="bundle (cosign v3), legacy (.sig tag) or both."),
+    tlog_upload: bool = TlogUpload,
     annotation: list[str] = Annotations,
     output_bundle: Path | None = typer.Option(None, "--output-bundle", help="Also write the cosign bundle here."),
     no_model_signing_bundle: bool = typer.Option(False, "--no-model-signing-bundle"),
@@ -411,7 +388,7 @@ def sign(
 ) -> None:
     """Sign a model's manifest digest and attach the signature as an OCI referrer."""
     options = _store_options(plain_http, insecure, username, password_stdin)
-    signer = _signer(key, certificate, certificate_chain, identity_token, staging, trust_config, background=True)
+    signer = _signer(key, certificate, certificate_chain, identity_token, staging, trust_config, background=True, tlog_upload=tlog_upload)
     try:
         result = api.sign(
             reference, signer, options=options, annotations=_annotations(annotation), format=format,

@@ -5,12 +5,16 @@ envelope, and a cosign simple-signing payload into the legacy ``.sig`` layer ann
 The CLI picks one signer and uses it for every signature of a run, so keyless signing asks
 for one identity token and one Fulcio certificate, not one per signature.
 
-Key and certificate signatures are **not** uploaded to a transparency log (like
-``cosign sign --key --tlog-upload=false`` and ``model_signing sign key``): verifiers must be
-told so (``cosign verify --insecure-ignore-tlog``). Keyless signatures always are (Rekor).
+Key and certificate signatures are uploaded to a Rekor v1 transparency log when the signer
+is given a ``RekorUploader`` (``signer_from_options`` does so by default, like ``cosign sign``):
+the cosign bundle and the legacy signature then carry the log entry and verify without
+``--insecure-ignore-tlog``. Without one (``tlog_upload=False``, as ``cosign sign
+--tlog-upload=false`` or ``model_signing sign key``) verifiers must be told so. The
+model-signing bundle is never logged for keys (model_signing does not log key signatures).
+Keyless signatures always are (Rekor).
 
-Two bundle flavours exist for key signing because the verifiers disagree on the key hint
-(notes "Key hint trap"): cosign writes ``base64(sha256(DER SPKI))`` and never checks it;
+Two bundle flavours exist for key signing because the verifiers disagree on the key hint:
+cosign writes ``base64(sha256(DER SPKI))`` and never checks it;
 model-signing 1.1.1 rejects any non-empty hint other than ``sha256(PEM SPKI).hexdigest()``.
 """
 
@@ -33,7 +37,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ..errors import InputError, RegistryError
+from ..errors import InputError, RegistryError, UsageError
+from ..sigstore_seam import bundle_log_entry, raw_statement
 from .dsse import sign_envelope
 from .keys import (
     PUBLIC_KEY_TYPES,
@@ -44,9 +49,11 @@ from .keys import (
     key_hint_model_signing,
     load_private_key,
     public_key_der,
+    public_key_pem,
     sign_bytes,
 )
 from .statements import IN_TOTO_PAYLOAD_TYPE
+from .tlog_upload import RekorUploader
 
 if TYPE_CHECKING:
     from sigstore.dsse import Statement as SigstoreStatement
@@ -64,7 +71,7 @@ ANN_BUNDLE = "dev.sigstore.cosign/bundle"
 
 @dataclass(frozen=True)
 class LegacySignature:
-    """One cosign ``.sig`` layer's signature material (notes §1.4)."""
+    """One cosign ``.sig`` layer's signature material."""
 
     signature_b64: str
     certificate_pem: str | None = None
@@ -137,12 +144,17 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _bundle_json(verification_material: dict[str, object], envelope: dict[str, object]) -> bytes:
-    """protojson field names and order; compact. ``tlogEntries: []`` is always written: cosign's
-    protojson reader accepts it and sigstore-python's models (and model-signing) require it."""
+def _bundle_json(
+    verification_material: dict[str, object],
+    envelope: dict[str, object],
+    tlog_entries: list[dict[str, object]] | None = None,
+) -> bytes:
+    """protojson field names and order; compact. ``tlogEntries`` is always written (``[]`` when
+    not logged): cosign's protojson reader accepts it and sigstore-python's models (and
+    model-signing) require it."""
     doc = {
         "mediaType": BUNDLE_V03_MEDIA_TYPE,
-        "verificationMaterial": {**verification_material, "tlogEntries": []},
+        "verificationMaterial": {**verification_material, "tlogEntries": list(tlog_entries or [])},
         "dsseEnvelope": envelope,
     }
     return json.dumps(doc, separators=(",", ":")).encode("ascii")
@@ -157,7 +169,7 @@ def _require_ec_for_model_signing(key: PrivateKey) -> None:
 
 
 class KeySigner(_ContextSigner):
-    """Signs with a private key file (cosign encrypted, or PEM). No transparency log."""
+    """Signs with a private key file (cosign encrypted, or PEM); logs to ``tlog`` if given."""
 
     def __init__(
         self,
@@ -166,12 +178,14 @@ class KeySigner(_ContextSigner):
         *,
         prompt: Prompt | None = None,
         background: bool = False,
+        tlog: RekorUploader | None = None,
     ) -> None:
         """Load the key now, or with ``background`` (and a known password) in a thread.
 
         Decrypting a cosign key costs ~0.15 s of scrypt, which releases the GIL: ``omsign
         sign`` lets it overlap the registry round trips; errors surface at first use.
         """
+        self.tlog = tlog
         self.key_path = Path(key_path)
         self._key: PrivateKey | None = None
         self._loader: threading.Thread | None = None
@@ -213,14 +227,27 @@ class KeySigner(_ContextSigner):
         if for_model_signing:
             _require_ec_for_model_signing(self.key)
         # model-signing writes keyid "" (in_toto Signature proto); cosign leaves it out. Both
-        # verifiers accept an empty keyid; a non-empty one breaks cosign (notes §2.4).
+        # verifiers accept an empty keyid; a non-empty one breaks cosign.
         env = sign_envelope(
             self.key, statement, IN_TOTO_PAYLOAD_TYPE, keyid="" if for_model_signing else None
         )
-        return _bundle_json(self._verification_material(for_model_signing), env.to_dict())
+        entries: list[dict[str, object]] = []
+        if self.tlog is not None and not for_model_signing:
+            entries.append(self.tlog.log_dsse(env.to_json(), self._verifier_pem()).bundle_entry)
+        return _bundle_json(self._verification_material(for_model_signing), env.to_dict(), entries)
+
+    def _verifier_pem(self) -> bytes:
+        """What the log records as the signer: the public key (a certificate for PKI)."""
+        return public_key_pem(self.key)
+
+    def _rekor_annotation(self, signature: bytes, payload: bytes) -> str | None:
+        if self.tlog is None:
+            return None
+        return self.tlog.log_hashedrekord(signature, payload, self._verifier_pem()).legacy_annotation()
 
     def sign_simple(self, payload: bytes) -> LegacySignature:
-        return LegacySignature(signature_b64=_b64(sign_bytes(self.key, payload)))
+        sig = sign_bytes(self.key, payload)
+        return LegacySignature(signature_b64=_b64(sig), rekor_bundle_json=self._rekor_annotation(sig, payload))
 
 
 def _load_certificates(path: Path, what: str) -> list[x509.Certificate]:
@@ -246,7 +273,8 @@ class CertificateSigner(KeySigner):
 
     Bundles carry the leaf as ``certificate`` (cosign: v0.3 rejects chains) or, for
     model-signing, ``x509CertificateChain`` = leaf followed by the given chain certificates,
-    as ``model_signing sign certificate`` writes it. No transparency log.
+    as ``model_signing sign certificate`` writes it. Logged to ``tlog`` when given, with the
+    certificate as the verifier (as cosign logs it).
     """
 
     def __init__(
@@ -258,8 +286,9 @@ class CertificateSigner(KeySigner):
         *,
         prompt: Prompt | None = None,
         now: datetime.datetime | None = None,
+        tlog: RekorUploader | None = None,
     ) -> None:
-        super().__init__(key_path, password, prompt=prompt)
+        super().__init__(key_path, password, prompt=prompt, tlog=tlog)
         cert_path = Path(certificate_path)
         self.certificate = _load_certificates(cert_path, "signing certificate")[0]
         self.chain: list[x509.Certificate] = []
@@ -294,11 +323,16 @@ class CertificateSigner(KeySigner):
             return {"x509CertificateChain": {"certificates": certs}}
         return {"certificate": {"rawBytes": leaf}}
 
+    def _verifier_pem(self) -> bytes:
+        return _pem(self.certificate).encode("ascii")
+
     def sign_simple(self, payload: bytes) -> LegacySignature:
+        sig = sign_bytes(self.key, payload)
         return LegacySignature(
-            signature_b64=_b64(sign_bytes(self.key, payload)),
+            signature_b64=_b64(sig),
             certificate_pem=_pem(self.certificate),
             chain_pem="".join(_pem(c) for c in self.chain),
+            rekor_bundle_json=self._rekor_annotation(sig, payload),
         )
 
 
@@ -315,16 +349,16 @@ def rekor_bundle_annotation(bundle: SigstoreBundle) -> str | None:
     Only Rekor v1 entries carry a signed entry timestamp (inclusion promise); a Rekor v2
     entry has none, and cosign's legacy verifier would then look the entry up online.
     """
-    entry = bundle.log_entry._inner
-    if entry.inclusion_promise is None or entry.integrated_time is None:
+    entry = bundle_log_entry(bundle)
+    if entry.signed_entry_timestamp is None or entry.integrated_time is None:
         return None
     doc = {
-        "SignedEntryTimestamp": _b64(entry.inclusion_promise.signed_entry_timestamp),
+        "SignedEntryTimestamp": _b64(entry.signed_entry_timestamp),
         "Payload": {
-            "body": _b64(entry.canonicalized_body),
-            "integratedTime": int(entry.integrated_time),
-            "logIndex": int(entry.log_index),
-            "logID": entry.log_id.key_id.hex(),
+            "body": _b64(entry.body),
+            "integratedTime": entry.integrated_time,
+            "logIndex": entry.log_index,
+            "logID": entry.log_id_hex,
         },
     }
     return json.dumps(doc, separators=(",", ":"))
@@ -369,7 +403,8 @@ def sigstore_statement(statement: bytes) -> SigstoreStatement:
     (it may be null, not absent), but cosign's image statement has no name. Rewriting the
     statement would change cosign's bytes, so a statement that fails only that validation is
     passed through unvalidated: signing uses just the bytes (``Statement._contents`` for the
-    PAE); the parsed form is only used by its verifier, which omsign does not call here.
+    PAE, see ``sigstore_seam.raw_statement``); the parsed form is only used by its verifier,
+    which omsign does not call here.
     """
     from sigstore import dsse
     from sigstore.errors import Error as SigstoreError
@@ -391,9 +426,7 @@ def sigstore_statement(statement: bytes) -> SigstoreStatement:
             dsse.Statement(json.dumps(named).encode())  # everything else must still validate
         except SigstoreError as exc:
             raise InputError(f"sigstore-python rejects the statement: {exc}") from exc
-        raw = dsse.Statement.__new__(dsse.Statement)
-        raw._contents = statement
-        return raw
+        return raw_statement(statement)
 
 
 class KeylessSigner(_ContextSigner):
@@ -545,11 +578,20 @@ class KeylessSigner(_ContextSigner):
         except Exception:
             pool = []
         chain = chain_from_trust_root(leaf, pool)
+        annotation = rekor_bundle_annotation(bundle)
+        if annotation is None:
+            # A Rekor v2 entry has no SET; cosign's legacy verifier cannot check it offline.
+            raise UsageError(
+                "keyless legacy signatures need a Rekor v1 entry (with a signed entry timestamp); "
+                "the signing config chose a Rekor v2 log, whose entries cosign cannot verify "
+                "on the legacy .sig path",
+                hint="sign with --format bundle, or use a signing config (--trust-config) with a Rekor v1 log",
+            )
         return LegacySignature(
             signature_b64=_b64(bundle.signature),
             certificate_pem=_pem(leaf),
             chain_pem="".join(_pem(c) for c in chain),
-            rekor_bundle_json=rekor_bundle_annotation(bundle),
+            rekor_bundle_json=annotation,
         )
 
     def close(self) -> None:

@@ -2,7 +2,7 @@
 
 The layer blob is the signed payload; its descriptor annotations carry the signature, and
 optionally a certificate, chain and Rekor bundle (SET). This mirrors ``cosign verify`` on the
-legacy path (see notes §1.6): the signature covers the exact payload bytes, only
+legacy path: the signature covers the exact payload bytes, only
 ``critical.image.docker-manifest-digest`` is checked (``docker-reference`` is ignored, and
 ``critical.type`` only on request), and ``-a`` annotations are matched against ``optional``.
 
@@ -13,6 +13,8 @@ integrated time), SCT and identity are checked here with ``cryptography``.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 from datetime import datetime, timezone
 from typing import Any
@@ -21,25 +23,20 @@ from cryptography import x509
 
 from ..errors import OmsignError
 from ..limits import default_limits, load_json
+from ..signing.keys import PublicKey
+from ..signing.keys import verify_bytes_signature as signature_is_valid
+from ..sigstore_seam import verify_sct
+from .certs import describe_certificate, load_certificates, verify_chain
 from .policy import (
-    TLOG_HINT,
-    CandidateRejected,
     CertificateChainPolicy,
     IdentityPolicy,
     KeyPolicy,
     Policy,
-    PublicKey,
-    RekorEntry,
-    b64decode_lenient,
     check_claim_annotations,
-    check_rekor_body,
-    describe_certificate,
-    load_certificates,
-    signature_is_valid,
-    verify_chain,
-    verify_set,
 )
+from .rejection import CandidateRejected
 from .result import CandidateResult
+from .tlog import TLOG_HINT, RekorEntry, check_rekor_body, verify_set
 
 SIMPLESIGNING_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
 COSIGN_SIGNATURE_TYPE = "cosign container image signature"
@@ -47,6 +44,15 @@ ANNOTATION_SIGNATURE = "dev.cosignproject.cosign/signature"
 ANNOTATION_CERTIFICATE = "dev.sigstore.cosign/certificate"
 ANNOTATION_CHAIN = "dev.sigstore.cosign/chain"
 ANNOTATION_BUNDLE = "dev.sigstore.cosign/bundle"
+
+
+def b64decode_lenient(value: str, what: str) -> bytes:
+    """Standard base64, tolerating the line wrapping some tools (openssl) put in annotations."""
+    cleaned = "".join(value.split())
+    try:
+        return base64.b64decode(cleaned, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise CandidateRejected(f"{what} is not valid base64") from exc
 
 
 def _rekor_bundle(annotations: dict[str, str]) -> RekorEntry | None:
@@ -102,11 +108,8 @@ def _check_sct(cert: x509.Certificate, chain: list[x509.Certificate], root: Any,
         raise CandidateRejected(
             "certificate has no embedded SCT (certificates before 2022 lack one: pass --insecure-ignore-sct to accept them)"
         ) from None
-    from sigstore._internal.sct import verify_sct
-    from sigstore._internal.trust import KeyringPurpose
-
     try:
-        verify_sct(cert, chain, root.ct_keyring(KeyringPurpose.VERIFY))
+        verify_sct(cert, chain, root)
     except Exception as exc:  # sigstore raises VerificationError and friends
         raise CandidateRejected(f"certificate SCT does not verify: {exc}") from exc
 

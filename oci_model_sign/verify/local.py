@@ -13,10 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
 from ..digest import hash_file
-from ..errors import InputError, LimitError
+from ..errors import InputError, LimitError, UsageError
 from ..limits import default_limits
 from .bundle import compare_resources, verify_model_signature
-from .policy import CandidateRejected, Policy
+from .policy import Policy
+from .rejection import CandidateRejected
 from .result import CandidateResult, VerificationResult
 
 DEFAULT_IGNORED = (".git", ".gitattributes", ".github", ".gitignore")
@@ -88,22 +89,25 @@ def hash_model_files(
 
 
 def verify_local(
-    model_dir: Path,
-    signature: Path,
-    policy: Policy,
+    model_dir: str | Path,
+    signature: str | Path | None = None,
+    policy: Policy | None = None,
     *,
     ignore_paths: list[str] | None = None,
     allow_symlinks: bool = False,
     max_workers: int | None = None,
 ) -> VerificationResult:
-    """Verify ``model_dir`` against the model_signing bundle ``signature`` under ``policy``.
+    """Verify ``model_dir`` against the model_signing bundle ``signature`` (default
+    ``DIR/model.sig``, where ``pull --verify`` writes it) under ``policy``.
 
     Excluded from hashing: the signature file itself, the default git paths, the
     ``ignore_paths`` recorded in the signature and those given here (relative to
     ``model_dir``). The result's failure reason lists modified, missing and unsigned files.
     """
     model_dir = Path(model_dir)
-    signature = Path(signature)
+    signature = Path(signature) if signature is not None else model_dir / "model.sig"
+    if policy is None:
+        raise UsageError("no policy, no verification", hint="pass a KeyPolicy, IdentityPolicy or CertificateChainPolicy")
     if not model_dir.is_dir():
         raise InputError(f"model folder {model_dir} does not exist or is not a directory")
     try:
