@@ -77,7 +77,7 @@ def discover(
     candidates: list[CandidateResult] = []
     model_sig: bytes | None = None
     bundle_referrers = 0
-    files_policy = policy.without_annotations()  # -a claims are the cosign statement's
+    files_policy = policy.for_model_signing()  # no -a claims, no tlog: see Policy
     for ref_desc in list_referrers(store, subject.digest):
         source = f"referrer {ref_desc.digest}"
         try:

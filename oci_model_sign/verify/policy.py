@@ -75,9 +75,14 @@ class Policy:
 
     annotations: dict[str, str] = field(default_factory=dict, kw_only=True)
 
-    def without_annotations(self) -> Policy:
-        """The same signer requirements with no ``-a`` claims: the model-signing bundle
-        vouches for files and carries no cosign annotations, so ``-a`` does not apply to it."""
+    def for_model_signing(self) -> Policy:
+        """The policy a model-signing bundle (``model.sig``) is held to: the same signer, no
+        ``-a`` claims (they belong to the cosign statement; model_signing has none).
+
+        It vouches for the files only, never admits the model, and is checked afterwards
+        against the layer digests; key and certificate signers do not log it (model_signing
+        does not log key signatures), so no tlog entry is required for it.
+        """
         return dataclasses.replace(self, annotations={})
 
 
@@ -105,6 +110,9 @@ class KeyPolicy(Policy):
 
     def fingerprint(self) -> str:
         return key_fingerprint(self.key())
+
+    def for_model_signing(self) -> Policy:
+        return dataclasses.replace(self, annotations={}, ignore_tlog=True)
 
     def root(self) -> Any:
         if self._root is None:
@@ -192,6 +200,9 @@ class CertificateChainPolicy(Policy):
         if self._roots is None:
             self._roots = read_certificates(self.ca_roots, "CA roots file")
         return self._roots
+
+    def for_model_signing(self) -> Policy:
+        return dataclasses.replace(self, annotations={}, ignore_tlog=True)
 
     def intermediates(self) -> list[x509.Certificate]:
         if self._intermediates is None:
