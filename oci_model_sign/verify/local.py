@@ -116,7 +116,7 @@ def verify_local(
         raise InputError(f"cannot read signature {signature}: {exc.strerror}") from exc
     source = str(signature)
     try:
-        sig = verify_model_signature(bundle_bytes, policy, source=source)
+        sig = verify_model_signature(bundle_bytes, policy.for_model_signing(), source=source)
     except CandidateRejected as exc:
         failed = CandidateResult(source, False, str(exc), None, None, {}, "model-signing-bundle")
         return VerificationResult(str(model_dir), False, None, [failed])
