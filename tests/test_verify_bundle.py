@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from oci_model_sign.errors import UsageError
+from oci_model_sign.sigstore_seam import trusted_root_tlogs
 from oci_model_sign.verify.bundle import pae, verify_bundle, verify_model_signing_bundle
 from oci_model_sign.verify.policy import IdentityPolicy, KeyPolicy, key_fingerprint
 
@@ -249,7 +250,7 @@ def test_identity_policy_rejects_invalid_regexp() -> None:
 def test_identity_policy_offline_uses_the_embedded_public_good_root() -> None:
     policy = IdentityPolicy(identity="a@b", issuer="https://x", offline=True)
     root = policy.root()
-    assert any(t.base_url == "https://rekor.sigstore.dev" for t in root._inner.tlogs)
+    assert any(t.base_url == "https://rekor.sigstore.dev" for t in trusted_root_tlogs(root))
 
 
 # --- model_signing bundles ---------------------------------------------------------------------

@@ -171,3 +171,25 @@ def test_unreachable_rekor_fails_the_signing_with_a_hint_and_attaches_nothing(
     assert "--no-tlog-upload" in proc.stderr
     inspected = omsign("inspect", ref, "--json")
     assert json.loads(inspected.stdout)["referrers"] == []
+
+
+def test_a_keyless_entry_without_a_set_gives_no_legacy_annotation_so_legacy_signing_refuses(
+    sigstore_local: SigstoreLocal,
+) -> None:
+    """A Rekor v2 entry has no signed entry timestamp: cosign's legacy verifier could not check
+    it offline, so ``KeylessSigner.sign_simple`` refuses when this returns None."""
+    from sigstore.models import Bundle, ClientTrustConfig
+    from sigstore.oidc import IdentityToken
+    from sigstore.sign import SigningContext
+
+    from oci_model_sign.signing.signers import rekor_bundle_annotation
+
+    cfg = ClientTrustConfig.from_json(sigstore_local.trust_config.read_text())
+    with SigningContext.from_trust_config(cfg).signer(IdentityToken(sigstore_local.token())) as signer:
+        bundle = signer.sign_artifact(b"payload")
+    assert rekor_bundle_annotation(bundle) is not None  # Rekor v1: a SET, an annotation
+    doc = json.loads(bundle.to_json())
+    entry = doc["verificationMaterial"]["tlogEntries"][0]
+    del entry["inclusionPromise"]
+    entry.pop("integratedTime", None)
+    assert rekor_bundle_annotation(Bundle.from_json(json.dumps(doc))) is None
