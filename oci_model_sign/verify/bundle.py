@@ -40,6 +40,7 @@ from .policy import (
     Policy,
     check_claim_annotations,
 )
+from .records import Material, UntrustedRecord, statement_claims
 from .rejection import CandidateRejected
 from .result import CandidateKind, CandidateResult
 from .tlog import verify_bundle_tlog
@@ -65,6 +66,7 @@ class VerifiedEnvelope:
     statement: dict[str, Any]
     signer: str
     integrated_time: int | None = None
+    record: UntrustedRecord | None = None
 
 
 @dataclass
@@ -197,13 +199,46 @@ def _verify_cert_chain(inner: Any, policy: CertificateChainPolicy) -> tuple[byte
     return payload, describe_certificate(leaf), when
 
 
-def verify_envelope(bundle_bytes: bytes, policy: Policy) -> VerifiedEnvelope:
-    """Parse the bundle and verify its DSSE signature (and tlog) against ``policy``.
-
-    Raises ``CandidateRejected``; the statement's subject is not checked here.
-    """
+def parse_bundle_record(bundle_bytes: bytes, source: str) -> tuple[Any, UntrustedRecord]:
+    """The parsed bundle and what it claims; nothing in the record is verified yet."""
     inner = _parse_bundle(bundle_bytes)
-    _envelope(inner)  # shape checks first, whatever the policy
+    payload_type, payload, _ = _envelope(inner)  # shape checks first, whatever the policy
+    vm = inner.verification_material
+    material: Material
+    if vm.certificate is not None:
+        material = "certificate"
+    elif vm.x509_certificate_chain is not None:
+        material = "certificate-chain"
+    elif vm.public_key is not None:
+        material = "public-key"
+    else:
+        material = "none"
+    claimed: str | None = None
+    if material == "public-key":
+        claimed = f"key hint {vm.public_key.hint}" if vm.public_key.hint else "a public key"
+    elif material != "none":
+        try:
+            leaf, _ = _bundle_certificates(inner)
+            claimed = describe_certificate(leaf)
+        except CandidateRejected:
+            claimed = None
+    statement, predicate_type, subjects = statement_claims(payload)
+    record = UntrustedRecord(
+        source=source, format="bundle", material=material, claimed_signer=claimed,
+        payload_type=payload_type, payload=payload, statement=statement,
+        predicate_type=predicate_type, subject_digests=subjects,
+        tlog_entries=len(vm.tlog_entries or []),
+    )
+    return inner, record
+
+
+def verify_envelope(bundle_bytes: bytes, policy: Policy, *, source: str = "bundle") -> VerifiedEnvelope:
+    """Parse the bundle into a record, verify its DSSE signature (and tlog) against ``policy``,
+    then require that the now-trusted payload is an in-toto statement.
+
+    Raises ``CandidateRejected``; the statement's subject and type are not checked here.
+    """
+    inner, record = parse_bundle_record(bundle_bytes, source)
     if isinstance(policy, KeyPolicy):
         payload, signer, when = _verify_key(inner, policy)
     elif isinstance(policy, IdentityPolicy):
@@ -212,6 +247,8 @@ def verify_envelope(bundle_bytes: bytes, policy: Policy) -> VerifiedEnvelope:
         payload, signer, when = _verify_cert_chain(inner, policy)
     else:
         raise CandidateRejected(f"unsupported policy {type(policy).__name__}")
+    if payload != record.payload:  # sigstore parsed the bundle itself for keyless
+        raise CandidateRejected("verified payload differs from the bundle's envelope")
     limits = default_limits()
     try:
         statement = load_json(payload, max_bytes=limits.bundle_bytes, depth=limits.json_depth, what="in-toto statement")
@@ -224,7 +261,7 @@ def verify_envelope(bundle_bytes: bytes, policy: Policy) -> VerifiedEnvelope:
     subjects = statement.get("subject")
     if not isinstance(subjects, list) or not subjects or not all(isinstance(s, dict) for s in subjects):
         raise CandidateRejected("in-toto statement has no subjects")
-    return VerifiedEnvelope(statement, signer, when)
+    return VerifiedEnvelope(statement, signer, when, record)
 
 
 def _predicate_type(statement: dict[str, Any]) -> str | None:
@@ -272,7 +309,7 @@ def verify_bundle(
     predicate_type: str | None = None
     signer: str | None = None
     try:
-        verified = verify_envelope(bundle_bytes, policy)
+        verified = verify_envelope(bundle_bytes, policy, source=source)
         signer = verified.signer
         predicate_type = _predicate_type(verified.statement)
         if predicate_type in (MODEL_SIGNING_PREDICATE, MODEL_SIGNING_PREDICATE_COMPAT):
@@ -320,7 +357,7 @@ def verify_model_signature(
     The root digest is recomputed exactly as model_signing does: sha256 over the raw resource
     digests in ``PurePosixPath`` order (component-wise, not code-point order).
     """
-    verified = verify_envelope(bundle_bytes, policy)
+    verified = verify_envelope(bundle_bytes, policy, source=source)
     statement = verified.statement
     predicate_type = _predicate_type(statement)
     if predicate_type == MODEL_SIGNING_PREDICATE_COMPAT:

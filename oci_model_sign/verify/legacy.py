@@ -34,6 +34,7 @@ from .policy import (
     Policy,
     check_claim_annotations,
 )
+from .records import Material, UntrustedRecord, simple_signing_claims
 from .rejection import CandidateRejected
 from .result import CandidateResult
 from .tlog import TLOG_HINT, RekorEntry, check_rekor_body, verify_set
@@ -176,6 +177,28 @@ def _claims(payload: bytes, subject_digest: str, require_type: bool) -> dict[str
     return doc
 
 
+def parse_legacy_record(payload: bytes, annotations: dict[str, str], source: str) -> UntrustedRecord:
+    """What one ``.sig`` layer claims (signer material, the digest it names, a Rekor bundle),
+    before anything is checked."""
+    claimed: str | None = None
+    material: Material = "public-key"
+    pem = annotations.get(ANNOTATION_CERTIFICATE)
+    if pem:
+        material = "certificate-chain" if (annotations.get(ANNOTATION_CHAIN) or "").strip() else "certificate"
+        try:
+            certs = load_certificates(pem.encode(), "certificate annotation")
+            claimed = describe_certificate(certs[0]) if certs else None
+        except CandidateRejected:
+            claimed = None
+    doc, subjects = simple_signing_claims(payload)
+    return UntrustedRecord(
+        source=source, format="legacy", material=material, claimed_signer=claimed,
+        payload_type=SIMPLESIGNING_MEDIA_TYPE, payload=payload, statement=doc,
+        subject_digests=subjects, tlog_entries=1 if annotations.get(ANNOTATION_BUNDLE) else 0,
+        annotations=dict(annotations),
+    )
+
+
 def verify_simple_signing(
     payload: bytes,
     annotations: dict[str, str],
@@ -202,8 +225,9 @@ def verify_simple_signing(
         if not encoded:
             raise CandidateRejected(f"layer has no {ANNOTATION_SIGNATURE} annotation")
         sig = b64decode_lenient(encoded, "signature annotation")
+        record = parse_legacy_record(payload, annotations, source)
         if isinstance(policy, KeyPolicy):
-            signer = _verify_key(payload, sig, annotations, policy)
+            signer = _verify_key(record.payload, sig, annotations, policy)
         elif isinstance(policy, IdentityPolicy):
             signer = _verify_keyless(payload, sig, annotations, policy)
         elif isinstance(policy, CertificateChainPolicy):
