@@ -7,6 +7,7 @@ import datetime
 import hashlib
 import json
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,11 @@ from oci_model_sign.signing import dsse, keys, modelsig, signers, statements
 from tests.pki import make_test_ca
 
 ROOT = Path(__file__).resolve().parent.parent
-MODEL_SIGNING = ROOT / ".venv" / "bin" / "model_signing"
+# The project's venv, else the one running the tests (a worktree shares its venv).
+MODEL_SIGNING = next(
+    (p for p in (ROOT / ".venv" / "bin" / "model_signing", Path(sys.executable).parent / "model_signing") if p.exists()),
+    ROOT / ".venv" / "bin" / "model_signing",
+)
 DIGEST = "sha256:" + hashlib.sha256(b"a manifest").hexdigest()
 
 MODEL_FILES = {
