@@ -24,7 +24,7 @@ _API = {
     "Reference": "reference",
     "StoreOptions": "store.base",
     "KeySigner": "signing.signers",
-    "KeylessSigner": "signing.signers",
+    "KeylessSigner": "signing.keyless",
     "CertificateSigner": "signing.signers",
     "KeyPolicy": "verify.policy",
     "IdentityPolicy": "verify.policy",

@@ -152,7 +152,7 @@ def test_bundle_attached_by_sigstore_js_is_found_and_verified(
     from sigstore.oidc import IdentityToken
     from sigstore.sign import SigningContext
 
-    from oci_model_sign.signing.signers import sigstore_statement
+    from oci_model_sign.signing.keyless import sigstore_statement
     from oci_model_sign.signing.statements import cosign_sign_statement
 
     ref = f"{auth_registry.host}/peer/model:v1"

@@ -182,7 +182,7 @@ def test_a_keyless_entry_without_a_set_gives_no_legacy_annotation_so_legacy_sign
     from sigstore.oidc import IdentityToken
     from sigstore.sign import SigningContext
 
-    from oci_model_sign.signing.signers import rekor_bundle_annotation
+    from oci_model_sign.signing.keyless import rekor_bundle_annotation
 
     cfg = ClientTrustConfig.from_json(sigstore_local.trust_config.read_text())
     with SigningContext.from_trust_config(cfg).signer(IdentityToken(sigstore_local.token())) as signer:

@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import UsageError
+from .keyless import KeylessSigner
 from .keys import PASSWORD_ENV
-from .signers import CertificateSigner, KeylessSigner, KeySigner, Signer
+from .signers import CertificateSigner, KeySigner, Signer
 from .tlog_upload import uploader_for
 
 

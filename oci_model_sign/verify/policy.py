@@ -83,7 +83,16 @@ class Policy:
         against the layer digests; key and certificate signers do not log it (model_signing
         does not log key signatures), so no tlog entry is required for it.
         """
-        return dataclasses.replace(self, annotations={})
+        return self._derived(annotations={})
+
+    def _derived(self, **changes: Any) -> Policy:
+        """A copy with ``changes`` that keeps what was already loaded (keys, trust roots: a
+        TUF refresh is not repeated)."""
+        derived = dataclasses.replace(self, **changes)
+        for name, value in vars(self).items():
+            if name.startswith("_") and value is not None:
+                setattr(derived, name, value)
+        return derived
 
 
 @dataclass
@@ -112,7 +121,7 @@ class KeyPolicy(Policy):
         return key_fingerprint(self.key())
 
     def for_model_signing(self) -> Policy:
-        return dataclasses.replace(self, annotations={}, ignore_tlog=True)
+        return self._derived(annotations={}, ignore_tlog=True)
 
     def root(self) -> Any:
         if self._root is None:
@@ -202,7 +211,7 @@ class CertificateChainPolicy(Policy):
         return self._roots
 
     def for_model_signing(self) -> Policy:
-        return dataclasses.replace(self, annotations={}, ignore_tlog=True)
+        return self._derived(annotations={}, ignore_tlog=True)
 
     def intermediates(self) -> list[x509.Certificate]:
         if self._intermediates is None:
