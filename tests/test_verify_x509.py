@@ -23,7 +23,7 @@ from tests.test_e2e_push_pull import omsign
 NOW = datetime.datetime.now(datetime.timezone.utc)
 CODE_SIGNING = [ExtendedKeyUsageOID.CODE_SIGNING]
 SERVER_AUTH = [ExtendedKeyUsageOID.SERVER_AUTH]
-EMAIL = [x509.RFC822Name("signer@example.com")]
+EMAIL: list[x509.GeneralName] = [x509.RFC822Name("signer@example.com")]
 
 
 def _key() -> ec.EllipticCurvePrivateKey:
@@ -124,7 +124,8 @@ def test_permitted_email_domain_name_constraint_admits_names_inside_it() -> None
 def test_permitted_dns_name_constraint_rejects_names_outside_it() -> None:
     constraints = x509.NameConstraints(permitted_subtrees=[x509.DNSName("corp.example")], excluded_subtrees=None)
     h = Hierarchy(constraints=constraints)
-    leaf = _cert("leaf", h.leaf_key, "intermediate", h.inter_key, ca=False, eku=CODE_SIGNING, san=[x509.DNSName("evil.example")])
+    evil: list[x509.GeneralName] = [x509.DNSName("evil.example")]
+    leaf = _cert("leaf", h.leaf_key, "intermediate", h.inter_key, ca=False, eku=CODE_SIGNING, san=evil)
     with pytest.raises(CandidateRejected, match="name constraint"):
         verify_chain(leaf, [h.inter], [h.root], NOW, require_eku=False)
 
@@ -156,7 +157,7 @@ def test_pull_refuses_a_leaf_issued_by_a_server_auth_only_intermediate(repo: str
     )
     assert signed.returncode == 0, signed.stderr
     dest, before = prefilled_dest(tmp_path)
-    policy = [
+    policy: list[str | Path] = [
         "--ca-roots", paths["root"], "--certificate-chain", paths["inter"], "--insecure-ignore-tlog",
         "--certificate-identity", "signer@example.com", "--certificate-oidc-issuer-regexp", ".*",
     ]
@@ -167,7 +168,7 @@ def test_pull_refuses_a_leaf_issued_by_a_server_auth_only_intermediate(repo: str
         "sign", ref, "--key", str(good["key"]), "--certificate", str(good["leaf"]),
         "--certificate-chain", str(good["inter"]), "--no-tlog-upload",
     ).returncode == 0
-    good_policy = [
+    good_policy: list[str | Path] = [
         "--ca-roots", good["root"], "--certificate-chain", good["inter"], "--insecure-ignore-tlog",
         "--certificate-identity", "signer@example.com", "--certificate-oidc-issuer-regexp", ".*",
     ]
