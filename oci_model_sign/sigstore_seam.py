@@ -164,6 +164,17 @@ def parse_rekor_v1_response(response: dict[str, Any]) -> tuple[dict[str, Any], L
     return as_json, log_entry_fields(entry)
 
 
+def selected_rekor_versions(config: Any) -> list[int]:
+    """The Rekor API versions sigstore will log to with this ``ClientTrustConfig`` (its
+    signing config's selected services, which sigstore keeps private)."""
+    signing = config.signing_config
+    try:
+        services = signing._tlogs
+    except AttributeError as exc:
+        raise SeamBroken("sigstore SigningConfig no longer keeps its selected tlogs in _tlogs") from exc
+    return [int(s.major_api_version) for s in services]
+
+
 # -- statements ---------------------------------------------------------------------------
 
 

@@ -193,3 +193,24 @@ def test_a_keyless_entry_without_a_set_gives_no_legacy_annotation_so_legacy_sign
     del entry["inclusionPromise"]
     entry.pop("integratedTime", None)
     assert rekor_bundle_annotation(Bundle.from_json(json.dumps(doc))) is None
+
+
+def test_keyless_legacy_signing_with_a_rekor_v2_log_is_refused_before_anything_is_attached(
+    repo: str, model: Path, sigstore_local: SigstoreLocal, tmp_path: Path
+) -> None:
+    config = json.loads(sigstore_local.trust_config.read_text())
+    for service in config["signingConfig"]["rekorTlogUrls"]:
+        service["majorApiVersion"] = 2
+    v2 = tmp_path / "trust_config_rekor_v2.json"
+    v2.write_text(json.dumps(config))
+    ref = f"{repo}:v1"
+    _push(model, ref)
+    proc = omsign(
+        "sign", ref, "--format", "legacy", "--trust-config", str(v2),
+        "--identity-token", sigstore_local.token(),
+    )
+    assert_one_line_error(proc, 2)
+    assert "Rekor v1" in proc.stderr
+    inspected = json.loads(omsign("inspect", ref, "--json").stdout)
+    assert inspected["legacySignatures"] == 0
+    assert inspected["referrers"] == []

@@ -19,8 +19,15 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
 from ..errors import InputError, RegistryError, UsageError
-from ..sigstore_seam import bundle_log_entry, raw_statement
+from ..sigstore_seam import bundle_log_entry, raw_statement, selected_rekor_versions
 from .signers import LegacySignature, _b64, _ContextSigner, _pem
+
+_REKOR_V2_LEGACY = (
+    "keyless legacy signatures need a Rekor v1 entry (with a signed entry timestamp); the "
+    "signing config selects a Rekor v2 log, whose entries cosign cannot verify offline on the "
+    "legacy .sig path"
+)
+_REKOR_V2_HINT = "sign with --format bundle, or use a signing config (--trust-config) with a Rekor v1 log"
 
 if TYPE_CHECKING:
     from sigstore.dsse import Statement as SigstoreStatement
@@ -258,6 +265,8 @@ class KeylessSigner(_ContextSigner):
     def sign_simple(self, payload: bytes) -> LegacySignature:
         from sigstore.errors import Error as SigstoreError
 
+        if any(v != 1 for v in selected_rekor_versions(self._trust_config())):
+            raise UsageError(_REKOR_V2_LEGACY, hint=_REKOR_V2_HINT)
         signer = self._session()
         try:
             bundle = signer.sign_artifact(payload)
@@ -274,12 +283,7 @@ class KeylessSigner(_ContextSigner):
         annotation = rekor_bundle_annotation(bundle)
         if annotation is None:
             # A Rekor v2 entry has no SET; cosign's legacy verifier cannot check it offline.
-            raise UsageError(
-                "keyless legacy signatures need a Rekor v1 entry (with a signed entry timestamp); "
-                "the signing config chose a Rekor v2 log, whose entries cosign cannot verify "
-                "on the legacy .sig path",
-                hint="sign with --format bundle, or use a signing config (--trust-config) with a Rekor v1 log",
-            )
+            raise UsageError(_REKOR_V2_LEGACY, hint=_REKOR_V2_HINT)
         return LegacySignature(
             signature_b64=_b64(bundle.signature),
             certificate_pem=_pem(leaf),
