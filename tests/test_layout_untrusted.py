@@ -98,3 +98,15 @@ def test_the_untouched_layout_still_pulls(tmp_path: Path) -> None:
     result = run_cli("pull", f"oci:{store}:v1", tmp_path / "out", timeout=TIMEOUT)
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "out" / "config.json").read_bytes()) == {"arch": "tiny"}
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_pushing_into_a_layout_whose_blob_folder_is_not_a_folder_is_an_input_error(kind: str, tmp_path: Path) -> None:
+    store, _, _ = _layout(tmp_path)
+    blobs = store / "blobs" / "sha256"
+    for child in blobs.iterdir():
+        child.unlink()
+    blobs.rmdir()
+    HOSTILE[kind](blobs)
+    result = run_cli("pack", make_model(tmp_path / "other"), f"oci:{store}:v2", timeout=TIMEOUT)
+    assert_cli_error(result, 3, "cannot write blobs")

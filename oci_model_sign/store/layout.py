@@ -235,8 +235,11 @@ class LayoutStore:
         alg = source.digest.split(":", 1)[0] if source.digest else "sha256"
         hasher = new_hasher(f"{alg}:") if source.digest else hashlib.sha256()
         folder = self.root / "blobs" / alg
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+        except OSError as exc:  # blobs/<alg> is a file, FIFO or unwritable: the layout is unusable
+            raise InputError(f"cannot write blobs into {folder}: {exc.strerror or exc}") from exc
         try:
             size = 0
             with os.fdopen(fd, "wb") as out:
