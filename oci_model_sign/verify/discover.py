@@ -26,6 +26,7 @@ from ..signing.attach import (
     MODEL_SIGNING_PREDICATE,
     SIMPLE_SIGNING_MEDIA_TYPE,
 )
+from ..signing.modelsig import DEFAULT_SIGNATURE_NAME
 from ..store.base import Descriptor, Store
 from ..store.referrers import list_referrers
 from .bundle import verify_bundle, verify_model_signing_bundle
@@ -36,7 +37,7 @@ from .result import CandidateResult, VerificationResult
 if TYPE_CHECKING:
     from ..model.unpack import ModelManifest
 
-MODEL_SIG_NAME = "model.sig"
+MODEL_SIG_NAME = DEFAULT_SIGNATURE_NAME
 
 
 @dataclass

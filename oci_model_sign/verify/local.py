@@ -15,12 +15,13 @@ from pathlib import Path, PurePosixPath
 from ..digest import hash_file
 from ..errors import InputError, LimitError, UsageError
 from ..limits import default_limits
+from ..signing.modelsig import DEFAULT_SIGNATURE_NAME, GIT_IGNORE_PATHS
 from .bundle import compare_resources, verify_model_signature
 from .policy import Policy
 from .rejection import CandidateRejected
 from .result import CandidateResult, VerificationResult
 
-DEFAULT_IGNORED = (".git", ".gitattributes", ".github", ".gitignore")
+DEFAULT_IGNORED = GIT_IGNORE_PATHS  # model_signing's default: the git files
 
 
 def _is_ignored(rel: PurePosixPath, ignored: list[PurePosixPath]) -> bool:
@@ -105,7 +106,7 @@ def verify_local(
     ``model_dir``). The result's failure reason lists modified, missing and unsigned files.
     """
     model_dir = Path(model_dir)
-    signature = Path(signature) if signature is not None else model_dir / "model.sig"
+    signature = Path(signature) if signature is not None else model_dir / DEFAULT_SIGNATURE_NAME
     if policy is None:
         raise UsageError("no policy, no verification", hint="pass a KeyPolicy, IdentityPolicy or CertificateChainPolicy")
     if not model_dir.is_dir():
