@@ -265,9 +265,9 @@ class KeylessSigner(_ContextSigner):
     def sign_simple(self, payload: bytes) -> LegacySignature:
         from sigstore.errors import Error as SigstoreError
 
+        signer = self._session()  # the token is checked first, then the trust config it needs
         if any(v != 1 for v in selected_rekor_versions(self._trust_config())):
             raise UsageError(_REKOR_V2_LEGACY, hint=_REKOR_V2_HINT)
-        signer = self._session()
         try:
             bundle = signer.sign_artifact(payload)
         except SigstoreError as exc:

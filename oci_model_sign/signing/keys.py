@@ -14,10 +14,10 @@ key           signature            who verifies it
 P-256         ECDSA SHA-256 (DER)  cosign ``verify --key`` and model-signing: the default
 P-384         ECDSA SHA-384 (DER)  model-signing; cosign only with
                                    ``--signature-digest-algorithm sha384`` (its verifier
-                                   defaults to SHA-256, notes §3.3 caveat 1)
+                                   defaults to SHA-256)
 P-521         ECDSA SHA-512 (DER)  as P-384, with ``sha512``
 Ed25519       pure Ed25519         cosign's ``LoadVerifier`` builds a pure verifier; cosign
-                                   itself *signs* Ed25519ph, so treat as untested (caveat 2);
+                                   itself *signs* Ed25519ph, so treat as untested;
                                    model-signing rejects Ed25519
 RSA >= 2048   PKCS#1 v1.5 SHA-256  cosign; model-signing rejects RSA
 ============  ===================  =========================================================
