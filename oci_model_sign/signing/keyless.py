@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -127,6 +128,15 @@ def sigstore_statement(statement: bytes) -> SigstoreStatement:
         except SigstoreError as exc:
             raise InputError(f"sigstore-python rejects the statement: {exc}") from exc
         return raw_statement(statement)
+
+
+def _signed(sign: Callable[[], SigstoreBundle]) -> SigstoreBundle:
+    """Run one sigstore signing call; any failure there (Fulcio, Rekor, TSA, network) is the
+    service's, reported as one line."""
+    try:
+        return sign()
+    except Exception as exc:  # sigstore's Error and the requests/network errors beneath it
+        raise RegistryError(f"Sigstore signing failed: {exc}") from exc
 
 
 class KeylessSigner(_ContextSigner):
@@ -250,30 +260,15 @@ class KeylessSigner(_ContextSigner):
 
     def sign_dsse(self, statement: bytes, *, for_model_signing: bool = False) -> bytes:
         """The same bundle serves cosign and model-signing (a Fulcio cert and a Rekor entry)."""
-        from sigstore.errors import Error as SigstoreError
-
         stmt = sigstore_statement(statement)
         signer = self._session()
-        try:
-            bundle = signer.sign_dsse(stmt)
-        except SigstoreError as exc:
-            raise RegistryError(f"Sigstore signing failed: {exc}") from exc
-        except Exception as exc:
-            raise RegistryError(f"Sigstore signing failed: {exc}") from exc
-        return bundle.to_json().encode("utf-8")
+        return _signed(lambda: signer.sign_dsse(stmt)).to_json().encode("utf-8")
 
     def sign_simple(self, payload: bytes) -> LegacySignature:
-        from sigstore.errors import Error as SigstoreError
-
         signer = self._session()  # the token is checked first, then the trust config it needs
         if any(v != 1 for v in selected_rekor_versions(self._trust_config())):
             raise UsageError(_REKOR_V2_LEGACY, hint=_REKOR_V2_HINT)
-        try:
-            bundle = signer.sign_artifact(payload)
-        except SigstoreError as exc:
-            raise RegistryError(f"Sigstore signing failed: {exc}") from exc
-        except Exception as exc:
-            raise RegistryError(f"Sigstore signing failed: {exc}") from exc
+        bundle = _signed(lambda: signer.sign_artifact(payload))
         leaf = bundle.signing_certificate
         try:
             pool = self._trust_config().trusted_root.get_fulcio_certs()
