@@ -59,7 +59,7 @@ _API = {
     "Reference": "reference",
     "StoreOptions": "store.base",
     "KeySigner": "signing.signers",
-    "KeylessSigner": "signing.signers",
+    "KeylessSigner": "signing.keyless",
     "CertificateSigner": "signing.signers",
     "Signer": "signing.signers",
     "KeyPolicy": "verify.policy",

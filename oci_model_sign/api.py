@@ -245,10 +245,14 @@ def pull(
             found = discover(store, manifest.descriptor, policy, layer_digests=layer_digests(model))
             verification = found.result
             verification.raise_if_failed()
-            if write_model_sig and not include and found.model_signing_bundle is not None:
-                if any(str(e.path) == MODEL_SIG_NAME for e in model.files):
-                    raise InputError(f"the model already contains a file named {MODEL_SIG_NAME}")
-                extra[MODEL_SIG_NAME] = found.model_signing_bundle
+            if write_model_sig and found.model_signing_bundle is not None:
+                from .verify.discover import model_sig_placement
+
+                skipped = model_sig_placement(model, include)
+                if skipped is None:
+                    extra[MODEL_SIG_NAME] = found.model_signing_bundle
+                else:
+                    verification.notes.append(skipped)
         model = with_config(store, manifest, model)
         result = pull_model(
             store,
@@ -308,7 +312,11 @@ def sign(
     from .oci.mediatypes import COSIGN_SIGN_PREDICATE, MODEL_SIGNING_PREDICATE
     from .signing.attach import attach_bundles, attach_legacy
     from .signing.modelsig import model_signing_statement
-    from .signing.statements import cosign_sign_statement, simple_signing_payload
+    from .signing.statements import (
+        cosign_docker_reference,
+        cosign_sign_statement,
+        simple_signing_payload,
+    )
 
     if format not in ("bundle", "legacy", "both"):
         raise UsageError(f"unknown signature format {format!r}: use bundle, legacy or both")
@@ -327,7 +335,14 @@ def sign(
             bundles.append((bundle, COSIGN_SIGN_PREDICATE))
             if output_bundle is not None:
                 Path(output_bundle).write_bytes(bundle)
-        if model_signing_bundle:
+        if model_signing_bundle and format == "legacy":
+            # cosign >= 2.6.3 reads bundle referrers first and never reaches the .sig tag when
+            # one exists: a legacy-only signature must leave no bundle referrer behind.
+            result.notes.append(
+                "no model-signing bundle: --format legacy attaches no bundle referrer, so that "
+                "cosign reads the .sig signature (use --format both for model.sig on pull)"
+            )
+        elif model_signing_bundle:
             files = raw_files(model)
             if files is None:
                 result.notes.append(
@@ -343,7 +358,11 @@ def sign(
                 kind = "bundle" if predicate == COSIGN_SIGN_PREDICATE else "model-signing"
                 result.signatures.append({"format": kind, "predicateType": predicate, "referrer": digest})
         if format in ("legacy", "both"):
-            payload = simple_signing_payload(reference.repo_name, desc.digest, annotations)
+            docker_reference = (
+                reference.repo_name if reference.is_layout
+                else cosign_docker_reference(reference.registry, reference.repository)
+            )
+            payload = simple_signing_payload(docker_reference, desc.digest, annotations)
             layer_annotations = signer.sign_simple(payload).annotations()
             digest = attach_legacy(store, desc.digest, payload, layer_annotations)
             result.signatures.append({"format": "legacy", "manifest": digest, "signature": layer_annotations[_SIG][:16] + "…"})

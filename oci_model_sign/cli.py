@@ -170,19 +170,15 @@ def _signer(
     trust_config: Path | None,
     *,
     background: bool = False,
+    tlog_upload: bool = True,
 ) -> Any:
-    from .signing import keyuri, signers
+    from .signing.options import password_from_env, signer_from_options
 
-    if certificate is not None and key is None:
-        raise UsageError("--certificate needs --key (the certificate's private key)")
-    if key is not None and not keyuri.is_file_key(key):  # pkcs11: URI; KMS: "not supported yet"
-        return keyuri.private_signer(key, certificate=certificate)
-    if key is not None:
-        password = _password_for_key()
-        if certificate is not None:
-            return signers.CertificateSigner(key, certificate, list(certificate_chain), password)
-        return signers.KeySigner(key, password, background=background)
-    return signers.KeylessSigner(identity_token=identity_token, trust_config=trust_config, staging=staging)
+    return signer_from_options(
+        key=key, certificate=certificate, certificate_chain=list(certificate_chain),
+        identity_token=identity_token, staging=staging, trust_config=trust_config,
+        password=password_from_env(), tlog_upload=tlog_upload, background=background,
+    )
 
 
 def _policy(
@@ -199,49 +195,20 @@ def _policy(
     staging: bool,
     annotations: dict[str, str],
 ) -> Any:
-    from .verify import policy as p
+    from .verify.policy import policy_from_options
 
-    if key is not None:
-        from .signing.keyuri import verification_key
-
-        policy = p.KeyPolicy(verification_key(key), ignore_tlog=ignore_tlog, trusted_root=trust_config, annotations=annotations)
-        policy.key()  # an unusable key is the user's input error, not "no signature found" later
-        return policy
-    if ca_roots is not None or certificate_chain is not None:
-        roots = ca_roots or certificate_chain
-        assert roots is not None
-        return p.CertificateChainPolicy(
-            roots,
-            chain=certificate_chain if ca_roots is not None else None,
-            identity=identity,
-            identity_regexp=identity_regexp,
-            issuer=issuer,
-            issuer_regexp=issuer_regexp,
-            ignore_tlog=ignore_tlog,
-            trusted_root=trust_config,
-            annotations=annotations,
-        )
-    if identity or identity_regexp or issuer or issuer_regexp:
-        return p.IdentityPolicy(
-            identity=identity,
-            identity_regexp=identity_regexp,
-            issuer=issuer,
-            issuer_regexp=issuer_regexp,
-            trust_config=trust_config,
-            staging=staging,
-            offline=offline,
-            annotations=annotations,
-        )
-    raise UsageError(
-        "no policy, no verification",
-        hint="pass --key PUB, or --certificate-identity and --certificate-oidc-issuer, or --ca-roots",
+    return policy_from_options(
+        key=key, certificate_identity=identity, certificate_identity_regexp=identity_regexp,
+        certificate_oidc_issuer=issuer, certificate_oidc_issuer_regexp=issuer_regexp,
+        certificate_chain=certificate_chain, ca_roots=ca_roots, insecure_ignore_tlog=ignore_tlog,
+        offline=offline, trust_config=trust_config, staging=staging, annotations=annotations,
     )
 
 
 def _signer_from(args: SignerArgs, *, background: bool = False) -> Any:
     return _signer(
         args.key, args.certificate, list(args.certificate_chain), args.identity_token, args.staging,
-        args.trust_config, background=background,
+        args.trust_config, background=background, tlog_upload=args.tlog_upload,
     )
 
 
@@ -920,9 +887,25 @@ def _interrupted() -> NoReturn:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+# cosign spells boolean flags with a value (``--tlog-upload=false``); click's on/off flags do not
+# take one, so those spellings are rewritten to the flag pair before parsing.
+_COSIGN_BOOL_FLAGS = ("--tlog-upload",)
+
+
+def _cosign_bool_flags(argv: list[str]) -> list[str]:
+    out: list[str] = []
+    for arg in argv:
+        name, sep, value = arg.partition("=")
+        if sep and name in _COSIGN_BOOL_FLAGS and value.lower() in ("true", "false", "1", "0"):
+            arg = name if value.lower() in ("true", "1") else "--no-" + name[2:]
+        out.append(arg)
+    return out
+
+
 def _run(argv: list[str] | None) -> int:
+    args = _cosign_bool_flags(list(sys.argv[1:] if argv is None else argv))
     try:
-        rv = app(args=argv, prog_name=PROG, standalone_mode=False)
+        rv = app(args=args, prog_name=PROG, standalone_mode=False)
     except OmsignError as exc:
         if _guard.interrupted:
             return 130

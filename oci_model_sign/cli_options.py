@@ -147,7 +147,7 @@ class SignerArgs(OptionGroup):
     key: Annotated[
         Path | None,
         typer.Option(
-            "--key", metavar="FILE", help="Private key (cosign.key or PEM); keyless when absent.",
+            "--key", metavar="FILE|URI", help="Private key (cosign.key or PEM, or a pkcs11: URI); keyless when absent.",
             rich_help_panel=SIGNING,
         ),
     ] = None
@@ -186,6 +186,14 @@ class SignerArgs(OptionGroup):
             rich_help_panel=SIGNING,
         ),
     ] = None
+    tlog_upload: Annotated[
+        bool,
+        typer.Option(
+            "--tlog-upload/--no-tlog-upload",
+            help="Log key signatures in the signing config's Rekor (--trust-config; else public-good), as cosign does; --tlog-upload=false works too.",
+            rich_help_panel=SIGNING,
+        ),
+    ] = True
     annotation: Annotated[
         list[str],
         typer.Option(

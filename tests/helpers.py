@@ -322,7 +322,9 @@ SIGN_ENV = {"OMSIGN_PASSWORD": "pw"}
 
 
 def sign(ref: str, key: Path, *extra: str) -> CliResult:
-    result = run_cli("sign", "--key", key, ref, *extra, env=SIGN_ENV)
+    """``omsign sign --key`` without the transparency log (no Rekor here; verify with
+    ``--insecure-ignore-tlog``, see ``verify_args``)."""
+    result = run_cli("sign", "--key", key, ref, "--no-tlog-upload", *extra, env=SIGN_ENV)
     assert_ok(result)
     return result
 

@@ -102,6 +102,10 @@ def test_keyless_model_sig_verifies_locally(model: Path, repo: str, sigstore_loc
 
 
 # -- certificate chains (PKI without Sigstore's CA) -----------------------------------------
+# cosign requires an identity and an issuer with --ca-roots too; the test CA's leaf has no
+# Fulcio issuer extension, so its issuer is "" (matched by any issuer regexp).
+PKI_IDENTITY = ("--certificate-identity", "signer@example.com", "--certificate-oidc-issuer-regexp", ".*")
+
 def test_certificate_chain_sign_and_verify_against_root(base: str, model: Path, tmp_path: Path) -> None:
     pki = make_test_ca(tmp_path / "pki")
     ref = f"{base}:v1"
@@ -109,14 +113,15 @@ def test_certificate_chain_sign_and_verify_against_root(base: str, model: Path, 
     signed = omsign(
         "sign", ref, "--key", str(pki.leaf_key_path), "--certificate", str(pki.leaf_path),
         "--certificate-chain", str(pki.intermediate_path), "--certificate-chain", str(pki.root_path),
+        "--no-tlog-upload",
     )
     assert signed.returncode == 0, signed.stderr
     dest = tmp_path / "out"
-    no_tlog = omsign("verify", ref, "--ca-roots", str(pki.root_path), "--certificate-chain", str(pki.intermediate_path))
+    no_tlog = omsign("verify", ref, "--ca-roots", str(pki.root_path), "--certificate-chain", str(pki.intermediate_path), *PKI_IDENTITY)
     assert_one_line_error(no_tlog, 8)  # like cosign: no transparency log entry without the explicit flag
     pulled = omsign(
         "pull", ref, str(dest), "--verify", "--ca-roots", str(pki.root_path),
-        "--certificate-chain", str(pki.intermediate_path), "--insecure-ignore-tlog",
+        "--certificate-chain", str(pki.intermediate_path), "--insecure-ignore-tlog", *PKI_IDENTITY,
     )
     assert pulled.returncode == 0, pulled.stderr
 
@@ -128,12 +133,12 @@ def test_certificate_from_another_ca_is_rejected(base: str, model: Path, tmp_pat
     assert omsign("push", str(model), ref).returncode == 0
     signed = omsign(
         "sign", ref, "--key", str(theirs.leaf_key_path), "--certificate", str(theirs.leaf_path),
-        "--certificate-chain", str(theirs.intermediate_path),
+        "--certificate-chain", str(theirs.intermediate_path), "--no-tlog-upload",
     )
     assert signed.returncode == 0, signed.stderr
     proc = omsign(
         "verify", ref, "--ca-roots", str(ours.root_path), "--certificate-chain", str(ours.intermediate_path),
-        "--insecure-ignore-tlog",
+        "--insecure-ignore-tlog", *PKI_IDENTITY,
     )
     assert_one_line_error(proc, 8)
 
@@ -147,7 +152,7 @@ def test_bundle_attached_by_sigstore_js_is_found_and_verified(
     from sigstore.oidc import IdentityToken
     from sigstore.sign import SigningContext
 
-    from oci_model_sign.signing.signers import sigstore_statement
+    from oci_model_sign.signing.keyless import sigstore_statement
     from oci_model_sign.signing.statements import cosign_sign_statement
 
     ref = f"{auth_registry.host}/peer/model:v1"

@@ -31,7 +31,7 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def push_signed(model: Path, ref: str, keys: Path, *extra: str) -> str:
-    proc = omsign("push", str(model), ref, "--json", "--sign", "--key", str(keys / "a" / "cosign.key"), *extra, env=PASSWORD)
+    proc = omsign("push", str(model), ref, "--json", "--sign", "--key", str(keys / "a" / "cosign.key"), "--no-tlog-upload", *extra, env=PASSWORD)
     assert proc.returncode == 0, proc.stderr
     return str(json.loads(proc.stdout)["digest"])
 
@@ -108,7 +108,7 @@ def test_annotation_mismatch_is_rejected(base: str, model: Path, keys: Path) -> 
 def test_legacy_format_verifies(base: str, model: Path, keys: Path) -> None:
     ref = f"{base}:v1"
     assert omsign("push", str(model), ref).returncode == 0
-    signed = omsign("sign", ref, "--key", str(keys / "a" / "cosign.key"), "--format", "legacy", "--no-model-signing-bundle", env=PASSWORD)
+    signed = omsign("sign", ref, "--key", str(keys / "a" / "cosign.key"), "--format", "legacy", "--no-model-signing-bundle", "--no-tlog-upload", env=PASSWORD)
     assert signed.returncode == 0, signed.stderr
     proc = omsign("verify", ref, *verify_args(keys), "--json")
     assert proc.returncode == 0, proc.stderr
@@ -118,7 +118,7 @@ def test_legacy_format_verifies(base: str, model: Path, keys: Path) -> None:
 def test_second_signature_keeps_the_first(base: str, model: Path, keys: Path) -> None:
     ref = f"{base}:v1"
     push_signed(model, ref, keys)
-    again = omsign("sign", ref, "--key", str(keys / "b" / "cosign.key"), env=PASSWORD)
+    again = omsign("sign", ref, "--key", str(keys / "b" / "cosign.key"), "--no-tlog-upload", env=PASSWORD)
     assert again.returncode == 0, again.stderr
     assert omsign("verify", ref, *verify_args(keys, "a")).returncode == 0
     assert omsign("verify", ref, *verify_args(keys, "b")).returncode == 0

@@ -195,15 +195,20 @@ def test_cosign_keyless_attestation_verifies_for_its_subject_image(interop: Path
     subject = "sha256:" + hashlib.sha256((base / "subject-image" / "manifest.json").read_bytes()).hexdigest()
     assert subject == ATTESTATION_DIGEST
     policy = IdentityPolicy(identity="cody@soyland.com", issuer="https://github.com/login/oauth", trust_config=trusted_root(interop), offline=True)
-    result = verify_bundle((base / "oci-attestation.sigstore.json").read_bytes(), subject, policy, source="referrer")
+    bundle = (base / "oci-attestation.sigstore.json").read_bytes()
+    result = verify_bundle(bundle, subject, policy, source="referrer", predicate_types=None)
     assert result.ok, result.reason
     assert result.predicate_type == "https://cosign.sigstore.dev/attestation/v1"
+    # The same valid attestation does not admit the image: only sign/v1 does.
+    admitted = verify_bundle(bundle, subject, policy, source="referrer")
+    assert not admitted.ok
+    assert "does not admit a model" in admitted.reason
 
 
 def test_cosign_keyless_attestation_verifies_with_cosigns_test_root(interop: Path) -> None:
     base = interop / "sigstore-cosign" / "oci-attestation-keyless"
     policy = IdentityPolicy(identity="cody@soyland.com", issuer="https://github.com/login/oauth", trust_config=base / "trusted_root_pgi.json")
-    assert verify_bundle((base / "oci-attestation.sigstore.json").read_bytes(), ATTESTATION_DIGEST, policy, source="r").ok
+    assert verify_bundle((base / "oci-attestation.sigstore.json").read_bytes(), ATTESTATION_DIGEST, policy, source="r", predicate_types=None).ok
 
 
 def test_cosign_keyless_attestation_rejects_another_email(interop: Path) -> None:
@@ -273,7 +278,7 @@ def test_containers_image_byo_pki_rsa_signature_with_ca_roots(interop: Path) -> 
     vector = interop / "containers-image" / "dir-img-cosign-pki-valid"
     policy = CertificateChainPolicy(
         keys(interop) / "pki_root_crts.pem", keys(interop) / "pki_intermediate_crts.pem",
-        identity="qiwan@redhat.com", ignore_tlog=True,
+        identity="qiwan@redhat.com", issuer_regexp="^$", ignore_tlog=True,
     )
     result = verify_ci_dir(vector, manifest_digest(vector), policy)
     assert result.ok, result.summary()
@@ -281,7 +286,7 @@ def test_containers_image_byo_pki_rsa_signature_with_ca_roots(interop: Path) -> 
 
 def test_containers_image_byo_pki_rejected_by_another_ca(interop: Path) -> None:
     vector = interop / "containers-image" / "dir-img-cosign-pki-valid"
-    policy = CertificateChainPolicy(keys(interop) / "fulcio_v1.crt.pem", ignore_tlog=True)
+    policy = CertificateChainPolicy(keys(interop) / "fulcio_v1.crt.pem", identity_regexp=".*", issuer_regexp=".*", ignore_tlog=True)
     result = verify_ci_dir(vector, manifest_digest(vector), policy)
     assert not result.ok
     assert "does not chain" in result.candidates[0].reason

@@ -272,6 +272,19 @@ def test_load_public_key_rejects_non_keys(tmp_path: Path) -> None:
         keys.load_public_key(tmp_path / "missing.pub")
 
 
+def test_the_one_public_key_loader_takes_pem_files_bytes_and_keys_but_not_der(tmp_path: Path) -> None:
+    """Policies and signers share ``keys.load_public_key``; like cosign's
+    ``UnmarshalPEMToPublicKey`` it reads PEM only."""
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    pem = keys.public_key_pem(key)
+    assert keys.public_key_der(keys.load_public_key(pem)) == keys.public_key_der(key)
+    assert keys.load_public_key(key) is key
+    (tmp_path / "k.der").write_bytes(keys.public_key_der(key))
+    with pytest.raises(InputError, match="not a PEM public key"):
+        keys.load_public_key(tmp_path / "k.der")
+    assert keys.public_key_der(keys.public_key_from_der(keys.public_key_der(key))) == keys.public_key_der(key)
+
+
 def test_cosign_hint_is_base64_sha256_of_der(interop: Path) -> None:
     pub = keys.load_public_key(interop / "tobby-fetch/legacy-attached/captured/cosign.pub")
     der_sha = "dc2bcfdb0402cd0845f59232655c3ab2a53d55849d4665579efe45c6cc753478"

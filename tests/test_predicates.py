@@ -14,6 +14,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from oci_model_sign.errors import InputError, IntegrityError, LimitError, UsageError
+from oci_model_sign.oci import mediatypes
 from oci_model_sign.predicates import evaluation, mlbom, modelcard, provenance, statement, types
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -176,7 +177,7 @@ def test_nan_cannot_be_signed_into_a_predicate() -> None:
 
 
 def test_cosigns_v01_statement_type_is_parsed_and_others_are_refused() -> None:
-    v01 = statement.build_statement(MANIFEST, "r/m", "https://x/v1", {}, statement_type=statement.IN_TOTO_STATEMENT_V01)
+    v01 = statement.build_statement(MANIFEST, "r/m", "https://x/v1", {}, statement_type=mediatypes.IN_TOTO_STATEMENT_V01)
     assert statement.parse_statement(v01)["_type"] == "https://in-toto.io/Statement/v0.1"
     bad = json.loads(v01)
     bad["_type"] = "https://example.com/Statement"
@@ -187,10 +188,10 @@ def test_cosigns_v01_statement_type_is_parsed_and_others_are_refused() -> None:
 @pytest.mark.parametrize(
     "doc",
     [
-        {"_type": statement.IN_TOTO_STATEMENT_V1, "subject": [], "predicateType": "u", "predicate": {}},
-        {"_type": statement.IN_TOTO_STATEMENT_V1, "subject": [{"name": "x"}], "predicateType": "u", "predicate": {}},
-        {"_type": statement.IN_TOTO_STATEMENT_V1, "subject": [{"digest": {}}], "predicateType": "", "predicate": {}},
-        {"_type": statement.IN_TOTO_STATEMENT_V1, "subject": [{"digest": {}}], "predicateType": "u"},
+        {"_type": mediatypes.IN_TOTO_STATEMENT_V1, "subject": [], "predicateType": "u", "predicate": {}},
+        {"_type": mediatypes.IN_TOTO_STATEMENT_V1, "subject": [{"name": "x"}], "predicateType": "u", "predicate": {}},
+        {"_type": mediatypes.IN_TOTO_STATEMENT_V1, "subject": [{"digest": {}}], "predicateType": "", "predicate": {}},
+        {"_type": mediatypes.IN_TOTO_STATEMENT_V1, "subject": [{"digest": {}}], "predicateType": "u"},
         [1, 2],
     ],
 )

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from oci_model_sign.errors import InputError, IntegrityError
 from oci_model_sign.oci import mediatypes
-from oci_model_sign.signing import dsse, keys, modelsig, signers, statements
+from oci_model_sign.signing import dsse, keyless, keys, modelsig, signers, statements
 from tests.pki import make_test_ca
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,10 +55,9 @@ def _ms_verify(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture(scope="module")
-def cosign_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """One pair for the module (scrypt makes each cost a fraction of a second); read-only."""
-    return keys.generate_key_pair(tmp_path_factory.mktemp("keys"), b"pw")
+@pytest.fixture
+def cosign_key(tmp_path: Path) -> tuple[Path, Path]:
+    return keys.generate_key_pair(tmp_path / "keys", b"pw")
 
 
 def _bundle(raw: bytes) -> dict[str, Any]:
@@ -352,11 +351,11 @@ def test_chain_from_trust_root_walks_to_the_root(tmp_path: Path) -> None:
     pki = make_test_ca(tmp_path / "pki")
     other = make_test_ca(tmp_path / "other")
     pool = [other.root_cert, pki.root_cert, other.intermediate_cert, pki.intermediate_cert]
-    assert signers.chain_from_trust_root(pki.leaf_cert, pool) == [
+    assert keyless.chain_from_trust_root(pki.leaf_cert, pool) == [
         pki.intermediate_cert,
         pki.root_cert,
     ]
-    assert signers.chain_from_trust_root(pki.leaf_cert, [other.root_cert]) == []
+    assert keyless.chain_from_trust_root(pki.leaf_cert, [other.root_cert]) == []
 
 
 # ----------------------------------------------------------------------------- legacy annotations
@@ -379,7 +378,7 @@ def test_rekor_bundle_annotation_from_a_real_cosign_bundle(interop: Path) -> Non
     bundle = Bundle.from_json(
         (interop / "sigstore-rs/bundle-v03-kubewarden-controller/bundle_v03.json").read_bytes()
     )
-    annotation = signers.rekor_bundle_annotation(bundle)
+    annotation = keyless.rekor_bundle_annotation(bundle)
     assert annotation is not None
     doc = json.loads(annotation)
     assert list(doc) == ["SignedEntryTimestamp", "Payload"]
@@ -397,19 +396,19 @@ def test_rekor_bundle_annotation_from_a_real_cosign_bundle(interop: Path) -> Non
 
 def test_nameless_cosign_statement_is_passed_to_sigstore_python_unchanged() -> None:
     statement = statements.cosign_sign_statement(DIGEST)
-    wrapped = signers.sigstore_statement(statement)
+    wrapped = keyless.sigstore_statement(statement)
     assert wrapped._contents == statement
     named = modelsig.model_signing_statement("m", [("f", DIGEST)])
-    assert signers.sigstore_statement(named)._contents == named
+    assert keyless.sigstore_statement(named)._contents == named
     with pytest.raises(InputError):
-        signers.sigstore_statement(b'{"_type":"other"}')
+        keyless.sigstore_statement(b'{"_type":"other"}')
     with pytest.raises(InputError):
-        signers.sigstore_statement(b"not json")
+        keyless.sigstore_statement(b"not json")
 
 
 def test_keyless_without_token_or_terminal_is_input_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(signers, "_tty", lambda: False)
-    signer = signers.KeylessSigner(ambient=False)
+    monkeypatch.setattr(keyless, "_tty", lambda: False)
+    signer = keyless.KeylessSigner(ambient=False)
     with pytest.raises(InputError) as info:
         signer.sign_dsse(statements.cosign_sign_statement(DIGEST))
     assert info.value.hint is not None and "--identity-token" in info.value.hint
@@ -417,7 +416,7 @@ def test_keyless_without_token_or_terminal_is_input_error(monkeypatch: pytest.Mo
 
 
 def test_keyless_with_garbage_token_is_input_error() -> None:
-    with pytest.raises(InputError, match="identity token"), signers.KeylessSigner("not-a-jwt") as s:
+    with pytest.raises(InputError, match="identity token"), keyless.KeylessSigner("not-a-jwt") as s:
         s.sign_simple(b"payload")
 
 
@@ -426,9 +425,9 @@ def test_keyless_with_unreadable_trust_config_is_input_error(tmp_path: Path) -> 
 
     (tmp_path / "tc.json").write_text("{}")
     with pytest.raises(InputError, match="trust config"):
-        signers.KeylessSigner(make_token(), tmp_path / "tc.json").sign_simple(b"x")
+        keyless.KeylessSigner(make_token(), tmp_path / "tc.json").sign_simple(b"x")
     with pytest.raises(InputError, match="cannot read"):
-        signers.KeylessSigner(make_token(), tmp_path / "missing.json").sign_simple(b"x")
+        keyless.KeylessSigner(make_token(), tmp_path / "missing.json").sign_simple(b"x")
 
 
 @pytest.fixture
@@ -451,7 +450,7 @@ def test_keyless_signs_both_statements_with_one_certificate(
     files = _model(model)
     cosign_stmt = statements.cosign_sign_statement(DIGEST)
     ms_stmt = modelsig.model_signing_statement("m", files)
-    with signers.KeylessSigner(token, local_sigstore.trust_config, ambient=False) as signer:
+    with keyless.KeylessSigner(token, local_sigstore.trust_config, ambient=False) as signer:
         first = Bundle.from_json(signer.sign_dsse(cosign_stmt))
         second = Bundle.from_json(signer.sign_dsse(ms_stmt, for_model_signing=True))
         assert "alice@example.com" in signer.describe()
@@ -469,7 +468,7 @@ def test_keyless_legacy_signature_has_certificate_chain_and_rekor_bundle(
 ) -> None:
     token = local_sigstore.token("bob@example.com", "https://issuer.example.com")
     payload = statements.simple_signing_payload("reg.example/m", DIGEST)
-    with signers.KeylessSigner(token, local_sigstore.trust_config, ambient=False) as signer:
+    with keyless.KeylessSigner(token, local_sigstore.trust_config, ambient=False) as signer:
         legacy = signer.sign_simple(payload)
     assert legacy.certificate_pem is not None and legacy.chain_pem
     leaf = x509.load_pem_x509_certificate(legacy.certificate_pem.encode())

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from oci_model_sign.errors import UsageError
+from oci_model_sign.sigstore_seam import trusted_root_tlogs
 from oci_model_sign.verify.bundle import pae, verify_bundle, verify_model_signing_bundle
 from oci_model_sign.verify.policy import IdentityPolicy, KeyPolicy, key_fingerprint
 
@@ -91,12 +92,40 @@ def test_key_bundle_verifies_for_every_supported_key_type(make_key: Any) -> None
     assert result.signer == key_fingerprint(key.public_key())
 
 
-def test_ieee_p1363_ecdsa_signature_is_accepted(p256: ec.EllipticCurvePrivateKey) -> None:
+def test_ieee_p1363_ecdsa_signature_is_rejected_as_sigstore_go_rejects_it(p256: ec.EllipticCurvePrivateKey) -> None:
+    """One signature check for bundles, legacy signatures and SETs: ECDSA signatures must be
+    ASN.1 DER (Go's ``ecdsa.VerifyASN1``); the same signature as raw ``r||s`` is refused."""
     payload = statement()
-    r, s = decode_dss_signature(sign(p256, pae("application/vnd.in-toto+json", payload)))
+    der = sign(p256, pae("application/vnd.in-toto+json", payload))
+    r, s = decode_dss_signature(der)
     raw = r.to_bytes(32, "big") + s.to_bytes(32, "big")
-    result = verify_bundle(make_bundle(p256, payload, signature=raw), DIGEST, KeyPolicy(pub_pem(p256), ignore_tlog=True), source="r")
-    assert result.ok, result.reason
+    policy = KeyPolicy(pub_pem(p256), ignore_tlog=True)
+    assert verify_bundle(make_bundle(p256, payload, signature=der), DIGEST, policy, source="r").ok
+    result = verify_bundle(make_bundle(p256, payload, signature=raw), DIGEST, policy, source="r")
+    assert not result.ok
+    assert "does not verify" in result.reason
+
+
+def test_p384_signature_with_sha256_is_rejected_only_the_curves_hash_verifies() -> None:
+    """ECDSA P-384 signs with SHA-384 (omsign, model_signing, sigstore-go's key details); a
+    SHA-256 signature by the same key is not accepted as a second reading."""
+    key = ec.generate_private_key(ec.SECP384R1())
+    payload = statement()
+    sha256_sig = key.sign(pae("application/vnd.in-toto+json", payload), ec.ECDSA(hashes.SHA256()))
+    result = verify_bundle(make_bundle(key, payload, signature=sha256_sig), DIGEST, KeyPolicy(pub_pem(key), ignore_tlog=True), source="r")
+    assert not result.ok
+
+
+def test_validly_signed_statement_of_another_predicate_type_does_not_admit() -> None:
+    """A signed vulnerability report about the model is a valid signature, not an admission."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    report = statement(predicateType="https://cosign.sigstore.dev/attestation/vuln/v1", predicate={"verdict": "REJECT"})
+    policy = KeyPolicy(pub_pem(key), ignore_tlog=True)
+    result = verify_bundle(make_bundle(key, report), DIGEST, policy, source="r")
+    assert not result.ok
+    assert "does not admit a model" in result.reason
+    assert "https://cosign.sigstore.dev/attestation/vuln/v1" in result.reason
+    assert verify_bundle(make_bundle(key, report), DIGEST, policy, source="r", predicate_types=None).ok
 
 
 def test_signature_over_payload_instead_of_pae_is_rejected(p256: ec.EllipticCurvePrivateKey) -> None:
@@ -221,7 +250,7 @@ def test_identity_policy_rejects_invalid_regexp() -> None:
 def test_identity_policy_offline_uses_the_embedded_public_good_root() -> None:
     policy = IdentityPolicy(identity="a@b", issuer="https://x", offline=True)
     root = policy.root()
-    assert any(t.base_url == "https://rekor.sigstore.dev" for t in root._inner.tlogs)
+    assert any(t.base_url == "https://rekor.sigstore.dev" for t in trusted_root_tlogs(root))
 
 
 # --- model_signing bundles ---------------------------------------------------------------------

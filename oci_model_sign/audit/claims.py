@@ -77,7 +77,7 @@ def _certificate_claim(claim: SignatureClaim, der: bytes) -> None:
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
 
-    from ..verify.policy import certificate_issuer, certificate_sans
+    from ..verify.certs import certificate_issuer, certificate_sans
 
     try:
         cert = x509.load_der_x509_certificate(der)

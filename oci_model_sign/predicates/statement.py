@@ -16,11 +16,12 @@ from collections.abc import Mapping
 
 from ..errors import InputError, IntegrityError, LimitError
 from ..limits import Limits, default_limits, load_json
+from ..oci.mediatypes import (
+    IN_TOTO_STATEMENT_V01,
+    IN_TOTO_STATEMENT_V1,
+)
 
-IN_TOTO_STATEMENT_V1 = "https://in-toto.io/Statement/v1"
-IN_TOTO_STATEMENT_V01 = "https://in-toto.io/Statement/v0.1"
-"""cosign's ``attest`` still writes ``_type`` v0.1; in-toto v1 consumers accept both."""
-IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
+# cosign's ``attest`` still writes ``_type`` v0.1; in-toto v1 consumers accept both.
 STATEMENT_TYPES = (IN_TOTO_STATEMENT_V1, IN_TOTO_STATEMENT_V01)
 
 _SHA256_RE = re.compile(r"^sha256:[0-9a-f]{64}$")

@@ -97,8 +97,13 @@ def resolve_password(
 
 
 def _read_limited(path: Path, what: str) -> bytes:
+    import stat
+
     try:
-        size = path.stat().st_size
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(f"{what} {path} is not a regular file")
+        size = st.st_size
         if size > _MAX_KEY_FILE:
             raise InputError(f"{what} {path} is {size} bytes: not a key file")
         return path.read_bytes()
@@ -287,26 +292,56 @@ def _is_pkcs8(der: bytes) -> bool:
         return False
 
 
-def load_public_key(path: str | os.PathLike[str]) -> PublicKey:
-    """A PEM ``PUBLIC KEY`` (PKIX) or ``RSA PUBLIC KEY`` (PKCS#1), as ``cosign verify --key``."""
-    p = Path(path)
-    data = _read_limited(p, "public key")
-    blocks = _pem_blocks(data)
-    if not blocks or blocks[0][0] not in ("PUBLIC KEY", "RSA PUBLIC KEY"):
-        raise InputError(
-            f"{p.name} is not a PEM public key", hint="expected -----BEGIN PUBLIC KEY-----"
-        )
-    label, body = blocks[0]
-    pem = f"-----BEGIN {label}-----\n".encode() + body + f"\n-----END {label}-----\n".encode()
+def load_public_key(source: str | os.PathLike[str] | bytes | PublicKey) -> PublicKey:
+    """A PEM ``PUBLIC KEY`` (PKIX) or ``RSA PUBLIC KEY`` (PKCS#1) from a file or bytes, as
+    ``cosign verify --key`` reads it (``cryptoutils.UnmarshalPEMToPublicKey``: PEM only).
+
+    The one loader for verification keys: policies, tests and the CLI all come through here.
+    """
+    if isinstance(source, PUBLIC_KEY_TYPES):
+        key_obj: object = source
+        name = "public key"
+    else:
+        if isinstance(source, bytes):
+            data, name = source, "public key"
+        else:
+            p = Path(source)
+            data, name = _read_limited(p, "public key"), p.name
+        blocks = _pem_blocks(data)
+        if not blocks or blocks[0][0] not in ("PUBLIC KEY", "RSA PUBLIC KEY"):
+            raise InputError(
+                f"{name} is not a PEM public key",
+                hint="pass the .pub file written by `omsign generate-key-pair` or `cosign generate-key-pair`",
+            )
+        label, body = blocks[0]
+        pem = f"-----BEGIN {label}-----\n".encode() + body + f"\n-----END {label}-----\n".encode()
+        try:
+            key_obj = serialization.load_pem_public_key(pem)
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            raise InputError(f"{name} is not a valid public key: {exc}") from exc
+    return _check_public_key(key_obj, name)
+
+
+def public_key_from_der(der: bytes, what: str = "public key") -> PublicKey:
+    """A DER SubjectPublicKeyInfo (trusted roots store Rekor and CT keys this way)."""
     try:
-        key = serialization.load_pem_public_key(pem)
+        key_obj = serialization.load_der_public_key(der)
     except (ValueError, UnsupportedAlgorithm) as exc:
-        raise InputError(f"{p.name} is not a valid public key: {exc}") from exc
+        raise InputError(f"{what} is not a DER public key: {exc}") from exc
+    return _check_public_key(key_obj, what)
+
+
+def _check_public_key(key: object, name: str) -> PublicKey:
     if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name not in _EC_CURVES:
-        raise InputError(f"{p.name}: unsupported elliptic curve {key.curve.name}")
+        raise InputError(f"{name}: unsupported elliptic curve {key.curve.name}")
     if not isinstance(key, ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey):
-        raise InputError(f"{p.name}: unsupported public key type {type(key).__name__}")
+        raise InputError(f"{name}: unsupported public key type {type(key).__name__}")
     return key
+
+
+def key_fingerprint(key: PrivateKey | PublicKey) -> str:
+    """``sha256:<hex>`` of the DER SubjectPublicKeyInfo (the bytes cosign's hint hashes)."""
+    return "sha256:" + hashlib.sha256(public_key_der(key)).hexdigest()
 
 
 def public_of(key: PrivateKey | PublicKey) -> PublicKey:
@@ -372,7 +407,12 @@ def sign_bytes(key: PrivateKey, data: bytes) -> bytes:
 
 
 def verify_bytes_signature(key: PublicKey, signature: bytes, data: bytes) -> bool:
-    """True when ``signature`` over ``data`` verifies (the mirror of :func:`sign_bytes`)."""
+    """True when ``signature`` over ``data`` verifies: the one signature check of omsign.
+
+    The mirror of :func:`sign_bytes`, and what sigstore's Go verifiers accept: ECDSA with the
+    curve's own hash and an ASN.1 DER signature only (``ecdsa.VerifyASN1``; a raw IEEE-P1363
+    ``r||s`` is refused), RSA PKCS#1 v1.5 with SHA-256, pure Ed25519.
+    """
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric import padding
 
@@ -383,7 +423,7 @@ def verify_bytes_signature(key: PublicKey, signature: bytes, data: bytes) -> boo
             key.verify(signature, data)
         else:
             key.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
-    except InvalidSignature:
+    except (InvalidSignature, ValueError):
         return False
     return True
 

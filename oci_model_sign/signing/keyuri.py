@@ -23,6 +23,7 @@ from ..errors import UsageError
 if TYPE_CHECKING:
     from .keys import Prompt, PublicKey
     from .signers import KeySigner
+    from .tlog_upload import RekorUploader
 
 
 class KeyKind(enum.Enum):
@@ -94,6 +95,7 @@ def private_signer(
     prompt: Prompt | None = None,
     background: bool = False,
     certificate: str | os.PathLike[str] | None = None,
+    tlog: RekorUploader | None = None,
 ) -> KeySigner:
     """The signer for a private ``--key``: a key file's, or a PKCS#11 token's."""
     ref = classify_key(value).require_supported()
@@ -102,10 +104,10 @@ def private_signer(
             raise UsageError("--certificate with a pkcs11: key is not supported yet")
         from .pkcs11 import Pkcs11Signer
 
-        return Pkcs11Signer(ref.value, prompt=prompt)
+        return Pkcs11Signer(ref.value, prompt=prompt, tlog=tlog)
     from .signers import KeySigner
 
-    return KeySigner(ref.path, password, prompt=prompt, background=background)
+    return KeySigner(ref.path, password, prompt=prompt, background=background, tlog=tlog)
 
 
 def verification_key(value: str | os.PathLike[str]) -> Path | PublicKey:

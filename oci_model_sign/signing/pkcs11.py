@@ -43,6 +43,7 @@ from cryptography.utils import Buffer
 from ..errors import InputError, UsageError
 from .keys import Prompt, PublicKey, describe_key, key_hint_cosign
 from .signers import KeySigner
+from .tlog_upload import RekorUploader
 
 if TYPE_CHECKING:
     import pkcs11
@@ -564,7 +565,7 @@ class Pkcs11Signer(KeySigner):
     bundles asks for the PIN once.
     """
 
-    def __init__(self, uri: str, *, prompt: Prompt | None = None) -> None:
+    def __init__(self, uri: str, *, prompt: Prompt | None = None, tlog: RekorUploader | None = None) -> None:
         p11 = _binding()
         self.uri = Pkcs11Uri.parse(uri)
         self._token: _TokenSession | None = _TokenSession(self.uri, login=True, prompt=prompt)
@@ -587,7 +588,7 @@ class Pkcs11Signer(KeySigner):
         except BaseException:
             self.close()
             raise
-        self._use_key(key, self.uri.object or self.uri.key_name)
+        self._use_key(key, self.uri.object or self.uri.key_name, tlog)
 
     def describe(self) -> str:
         return (

@@ -57,6 +57,15 @@ def go_json(value: object) -> bytes:
     return text.encode("utf-8")
 
 
+def cosign_docker_reference(registry: str | None, repository: str) -> str:
+    """The ``docker-reference`` cosign writes: go-containerregistry's ``Repository.Name()``,
+    which spells Docker Hub ``index.docker.io`` (``docker.io/library/x`` ->
+    ``index.docker.io/library/x``); other registries are written as given."""
+    if registry in (None, "", "docker.io", "index.docker.io", "registry-1.docker.io"):
+        return f"index.docker.io/{repository}"
+    return f"{registry}/{repository}"
+
+
 def simple_signing_payload(
     docker_reference: str,
     manifest_digest: str,

@@ -13,10 +13,12 @@ keeps a ``sha256-<hex>`` tagged index here.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,6 +54,39 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+def open_regular(path: Path) -> BinaryIO:
+    """Open ``path`` for reading only if it is a regular file (after following symlinks).
+
+    A layout is untrusted input: a FIFO where a blob should be would block ``open`` forever,
+    a device could be read without end, a directory or a symlink loop would raise mid-way.
+    ``O_NONBLOCK`` makes opening a FIFO return at once; ``fstat`` on the open descriptor (no
+    race with a rename) then decides. Raises ``FileNotFoundError`` for a missing file and
+    ``IntegrityError`` for anything that is not a regular file.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except IsADirectoryError as exc:
+        raise IntegrityError(f"{path} is a directory, not a file") from exc
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise IntegrityError(f"{path} is a symbolic link loop, not a file") from exc
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = (
+                "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+                else "a socket" if stat.S_ISSOCK(mode) else "a device"
+                if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file"
+            )
+            raise IntegrityError(f"{path} is {kind}, not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     try:
@@ -79,7 +114,7 @@ class LayoutStore:
         self.limits: Limits = options.limits
         self.root = Path(ref.layout)
         layout_file = self.root / LAYOUT_FILE
-        if not layout_file.is_file():
+        if not layout_file.is_file() and not os.path.lexists(layout_file):
             if not create:
                 raise NotFoundError(
                     f"no OCI image layout at {self.root}",
@@ -133,7 +168,7 @@ class LayoutStore:
     @staticmethod
     def _read_small(path: Path, max_bytes: int, what: str) -> bytes:
         try:
-            with open(path, "rb") as f:
+            with open_regular(path) as f:
                 data = f.read(max_bytes + 1)
         except FileNotFoundError as exc:
             raise NotFoundError(f"{what} {path} does not exist") from exc
@@ -192,8 +227,11 @@ class LayoutStore:
         alg = source.digest.split(":", 1)[0] if source.digest else "sha256"
         hasher = new_hasher(f"{alg}:") if source.digest else hashlib.sha256()
         folder = self.root / "blobs" / alg
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+        except OSError as exc:  # blobs/<alg> is a file, FIFO or unwritable: the layout is unusable
+            raise InputError(f"cannot write blobs into {folder}: {exc.strerror or exc}") from exc
         try:
             size = 0
             with os.fdopen(fd, "wb") as out:
@@ -234,7 +272,7 @@ class LayoutStore:
 
     def _open_blob(self, digest: str) -> BinaryIO:
         try:
-            return open(self._blob_path(digest), "rb")
+            return open_regular(self._blob_path(digest))
         except FileNotFoundError as exc:
             raise NotFoundError(f"blob {digest} is not in {self.root}") from exc
         except OSError as exc:

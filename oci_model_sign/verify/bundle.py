@@ -5,9 +5,13 @@ Everything read from the bundle is hostile until proven otherwise: it is size/de
 parsed strictly (unknown fields rejected, as cosign's ``protojson`` does), and any failure
 becomes a clean ``CandidateResult`` reason — one candidate's garbage never stops the others.
 
-Key and certificate-chain bundles are checked here with ``cryptography`` (sigstore-python's
-``Bundle`` insists on a Fulcio certificate); keyless bundles go through sigstore-python's
-``Verifier.verify_dsse`` (chain to Fulcio at the tlog/TSA time, SCT, inclusion proof, SET).
+Parse, then check: the bundle is first parsed into an untrusted record (its verification
+material, tlog entries and the statement it claims: predicate type, subjects); the policy then
+decides whether the signature holds, and the admission rule (``admission``) whether what it
+signed admits a model. Key and certificate-chain bundles are checked here with
+``cryptography`` (sigstore-python's ``Bundle`` insists on a Fulcio certificate); keyless
+bundles go through sigstore-python's ``Verifier.verify_dsse`` (chain to Fulcio at the tlog/TSA
+time, SCT, inclusion proof, SET).
 """
 
 from __future__ import annotations
@@ -25,39 +29,33 @@ from cryptography import x509
 from ..errors import OmsignError
 from ..limits import default_limits, load_json
 from ..oci.mediatypes import (
-    BUNDLE_MEDIA_PREFIX,
     BUNDLE_MEDIA_TYPES,
     IN_TOTO_PAYLOAD_TYPE,
     IN_TOTO_STATEMENT_TYPES,
     MODEL_SIGNING_PREDICATE,
     MODEL_SIGNING_PREDICATE_COMPAT,
 )
+from ..signing.dsse import pae
+from ..signing.keys import verify_bytes_signature
+from ..sigstore_seam import bundle_log_entry
+from .admission import MODEL_ADMITTING_PREDICATES, admission_problem
+from .certs import describe_certificate, verify_chain
 from .policy import (
-    TLOG_HINT,
-    CandidateRejected,
     CertificateChainPolicy,
     IdentityPolicy,
     KeyPolicy,
     Policy,
-    PublicKey,
-    RekorEntry,
     check_claim_annotations,
-    check_rekor_body,
-    describe_certificate,
-    signature_is_valid,
-    verify_chain,
-    verify_set,
 )
+from .records import Material, UntrustedRecord, statement_claims
+from .rejection import CandidateRejected
 from .result import CandidateKind, CandidateResult
+from .tlog import verify_bundle_tlog
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX = re.compile(r"[0-9a-f]+")
 
-
-def pae(payload_type: str, payload: bytes) -> bytes:
-    """DSSE v1 pre-authentication encoding: what the signature actually covers."""
-    t = payload_type.encode()
-    return b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
+__all__ = ["pae", "verify_bundle", "verify_model_signature", "verify_model_signing_bundle"]
 
 
 @dataclass
@@ -67,6 +65,7 @@ class VerifiedEnvelope:
     statement: dict[str, Any]
     signer: str
     integrated_time: int | None = None
+    record: UntrustedRecord | None = None
 
 
 @dataclass
@@ -98,7 +97,7 @@ def _parse_bundle(bundle_bytes: bytes) -> Any:
         raise CandidateRejected("bundle is not a JSON object")
     media_type = doc.get("mediaType")
     if media_type not in BUNDLE_MEDIA_TYPES:
-        if isinstance(media_type, str) and media_type.startswith(BUNDLE_MEDIA_PREFIX):
+        if isinstance(media_type, str) and media_type.startswith("application/vnd.dev.sigstore.bundle"):
             raise CandidateRejected(f"bundle format {media_type} is too old: v0.3 is required (as cosign requires)")
         raise CandidateRejected(f"not a Sigstore bundle (mediaType {str(media_type)[:80]!r})")
     vm = doc.get("verificationMaterial")
@@ -129,55 +128,9 @@ def _envelope(inner: Any) -> tuple[str, bytes, bytes]:
     return env.payload_type, bytes(env.payload), sig
 
 
-def _tlog_time(
-    inner: Any, root: Any, payload: bytes, signature: bytes, verifier: PublicKey
-) -> int:
-    """Verify the bundle's tlog entry against the trust root; return its integrated time.
-
-    Requires a SET (inclusion promise) signed by a trusted Rekor key, checks the inclusion
-    proof and checkpoint when present (sigstore-python's code), and that the entry body
-    records this payload hash and this signature by this key.
-    """
+def _tlog_time(inner: Any, root: Any, payload: bytes, sig: bytes, key: Any) -> int:
     entries = list(inner.verification_material.tlog_entries or [])
-    if not entries:
-        raise CandidateRejected(f"bundle has no transparency log entry: {TLOG_HINT}")
-    payload_sha = hashlib.sha256(payload).hexdigest()
-    reasons: list[str] = []
-    for entry in entries:
-        try:
-            if entry.inclusion_promise is None or not entry.integrated_time:
-                raise CandidateRejected(
-                    "transparency log entry has no SET (inclusion promise); Rekor v2 entries are not supported for key signatures"
-                )
-            rekor = RekorEntry(
-                body=bytes(entry.canonicalized_body),
-                integrated_time=int(entry.integrated_time),
-                log_id_hex=bytes(entry.log_id.key_id).hex(),
-                log_index=int(entry.log_index),
-                signed_entry_timestamp=bytes(entry.inclusion_promise.signed_entry_timestamp),
-            )
-            verify_set(rekor, root)
-            if entry.inclusion_proof is not None and entry.inclusion_proof.checkpoint is not None:
-                _check_inclusion_proof(entry, root)
-            check_rekor_body(rekor.body, payload_sha256=payload_sha, signature=signature, verifier=verifier)
-            return rekor.integrated_time
-        except CandidateRejected as exc:
-            reasons.append(str(exc))
-    raise CandidateRejected(reasons[-1] if len(reasons) == 1 else "; ".join(reasons))
-
-
-def _check_inclusion_proof(entry: Any, root: Any) -> None:
-    from sigstore._internal.merkle import verify_merkle_inclusion
-    from sigstore._internal.rekor.checkpoint import verify_checkpoint
-    from sigstore._internal.trust import KeyringPurpose
-    from sigstore.models import TransparencyLogEntry
-
-    try:
-        tle = TransparencyLogEntry(entry)
-        verify_merkle_inclusion(tle)
-        verify_checkpoint(root.rekor_keyring(KeyringPurpose.VERIFY), tle)
-    except Exception as exc:  # sigstore raises several types; all mean "proof does not hold"
-        raise CandidateRejected(f"transparency log inclusion proof does not verify: {exc}") from exc
+    return verify_bundle_tlog(entries, root, payload, sig, key)
 
 
 def _verify_key(inner: Any, policy: KeyPolicy) -> tuple[bytes, str, int | None]:
@@ -186,7 +139,7 @@ def _verify_key(inner: Any, policy: KeyPolicy) -> tuple[bytes, str, int | None]:
         raise CandidateRejected("expected key signature, not certificate")
     payload_type, payload, sig = _envelope(inner)
     key = policy.key()
-    if not signature_is_valid(key, sig, pae(payload_type, payload)):
+    if not verify_bytes_signature(key, sig, pae(payload_type, payload)):
         raise CandidateRejected("DSSE signature does not verify with the given public key")
     when = None if policy.ignore_tlog else _tlog_time(inner, policy.root(), payload, sig, key)
     return payload, policy.fingerprint(), when
@@ -210,7 +163,7 @@ def _verify_identity(bundle_bytes: bytes, policy: IdentityPolicy) -> tuple[bytes
         raise CandidateRejected(f"keyless verification failed: {exc}") from exc
     except (ValueError, TypeError, x509.ExtensionNotFound) as exc:
         raise CandidateRejected(f"keyless verification failed: {exc}") from exc
-    when = bundle.log_entry._inner.integrated_time
+    when = bundle_log_entry(bundle).integrated_time
     return bytes(payload), describe_certificate(bundle.signing_certificate), when
 
 
@@ -240,18 +193,51 @@ def _verify_cert_chain(inner: Any, policy: CertificateChainPolicy) -> tuple[byte
     at = datetime.fromtimestamp(when, tz=timezone.utc) if when else datetime.now(timezone.utc)
     verify_chain(leaf, extra + policy.intermediates(), policy.roots(), at, require_eku=False)
     policy.matcher().check(leaf)
-    if not signature_is_valid(key, sig, pae(payload_type, payload)):
+    if not verify_bytes_signature(key, sig, pae(payload_type, payload)):
         raise CandidateRejected("DSSE signature does not verify with the certificate's key")
     return payload, describe_certificate(leaf), when
 
 
-def verify_envelope(bundle_bytes: bytes, policy: Policy) -> VerifiedEnvelope:
-    """Parse the bundle and verify its DSSE signature (and tlog) against ``policy``.
-
-    Raises ``CandidateRejected``; the statement's subject is not checked here.
-    """
+def parse_bundle_record(bundle_bytes: bytes, source: str) -> tuple[Any, UntrustedRecord]:
+    """The parsed bundle and what it claims; nothing in the record is verified yet."""
     inner = _parse_bundle(bundle_bytes)
-    _envelope(inner)  # shape checks first, whatever the policy
+    payload_type, payload, _ = _envelope(inner)  # shape checks first, whatever the policy
+    vm = inner.verification_material
+    material: Material
+    if vm.certificate is not None:
+        material = "certificate"
+    elif vm.x509_certificate_chain is not None:
+        material = "certificate-chain"
+    elif vm.public_key is not None:
+        material = "public-key"
+    else:
+        material = "none"
+    claimed: str | None = None
+    if material == "public-key":
+        claimed = f"key hint {vm.public_key.hint}" if vm.public_key.hint else "a public key"
+    elif material != "none":
+        try:
+            leaf, _ = _bundle_certificates(inner)
+            claimed = describe_certificate(leaf)
+        except CandidateRejected:
+            claimed = None
+    statement, predicate_type, subjects = statement_claims(payload)
+    record = UntrustedRecord(
+        source=source, format="bundle", material=material, claimed_signer=claimed,
+        payload_type=payload_type, payload=payload, statement=statement,
+        predicate_type=predicate_type, subject_digests=subjects,
+        tlog_entries=len(vm.tlog_entries or []),
+    )
+    return inner, record
+
+
+def verify_envelope(bundle_bytes: bytes, policy: Policy, *, source: str = "bundle") -> VerifiedEnvelope:
+    """Parse the bundle into a record, verify its DSSE signature (and tlog) against ``policy``,
+    then require that the now-trusted payload is an in-toto statement.
+
+    Raises ``CandidateRejected``; the statement's subject and type are not checked here.
+    """
+    inner, record = parse_bundle_record(bundle_bytes, source)
     if isinstance(policy, KeyPolicy):
         payload, signer, when = _verify_key(inner, policy)
     elif isinstance(policy, IdentityPolicy):
@@ -260,6 +246,8 @@ def verify_envelope(bundle_bytes: bytes, policy: Policy) -> VerifiedEnvelope:
         payload, signer, when = _verify_cert_chain(inner, policy)
     else:
         raise CandidateRejected(f"unsupported policy {type(policy).__name__}")
+    if payload != record.payload:  # sigstore parsed the bundle itself for keyless
+        raise CandidateRejected("verified payload differs from the bundle's envelope")
     limits = default_limits()
     try:
         statement = load_json(payload, max_bytes=limits.bundle_bytes, depth=limits.json_depth, what="in-toto statement")
@@ -272,7 +260,7 @@ def verify_envelope(bundle_bytes: bytes, policy: Policy) -> VerifiedEnvelope:
     subjects = statement.get("subject")
     if not isinstance(subjects, list) or not subjects or not all(isinstance(s, dict) for s in subjects):
         raise CandidateRejected("in-toto statement has no subjects")
-    return VerifiedEnvelope(statement, signer, when)
+    return VerifiedEnvelope(statement, signer, when, record)
 
 
 def _predicate_type(statement: dict[str, Any]) -> str | None:
@@ -301,11 +289,18 @@ def _string_annotations(value: object) -> dict[str, str]:
 
 
 def verify_bundle(
-    bundle_bytes: bytes, subject_digest: str, policy: Policy, *, source: str
+    bundle_bytes: bytes,
+    subject_digest: str,
+    policy: Policy,
+    *,
+    source: str,
+    predicate_types: tuple[str, ...] | None = MODEL_ADMITTING_PREDICATES,
 ) -> CandidateResult:
     """One cosign-style bundle candidate for the artifact ``subject_digest`` (``sha256:<hex>``).
 
-    Passes when the DSSE signature satisfies ``policy``, a statement subject has
+    Passes when the DSSE signature satisfies ``policy``, the statement's predicate type is one
+    of ``predicate_types`` (by default only cosign's ``sign/v1``: the admission rule; None
+    accepts any, as ``cosign verify-attestation`` would), a statement subject has
     ``digest.sha256 == subject_digest`` and the policy's annotations equal that subject's
     ``annotations`` (cosign ``-a``). Never raises for bad input: the reason says what failed.
     """
@@ -313,7 +308,7 @@ def verify_bundle(
     predicate_type: str | None = None
     signer: str | None = None
     try:
-        verified = verify_envelope(bundle_bytes, policy)
+        verified = verify_envelope(bundle_bytes, policy, source=source)
         signer = verified.signer
         predicate_type = _predicate_type(verified.statement)
         if predicate_type in (MODEL_SIGNING_PREDICATE, MODEL_SIGNING_PREDICATE_COMPAT):
@@ -322,6 +317,9 @@ def verify_bundle(
                 "this is a model_signing signature over the model's files (root digest), not the "
                 "manifest; it is checked against the layer digests instead"
             )
+        problem = admission_problem(predicate_type, predicate_types)
+        if problem is not None:
+            raise CandidateRejected(problem)
         want = subject_digest.split(":", 1)[1] if subject_digest.startswith("sha256:") else subject_digest
         subjects = verified.statement["subject"]
         matching = [s for s in subjects if _subject_sha256(s) == want]
@@ -358,7 +356,7 @@ def verify_model_signature(
     The root digest is recomputed exactly as model_signing does: sha256 over the raw resource
     digests in ``PurePosixPath`` order (component-wise, not code-point order).
     """
-    verified = verify_envelope(bundle_bytes, policy)
+    verified = verify_envelope(bundle_bytes, policy, source=source)
     statement = verified.statement
     predicate_type = _predicate_type(statement)
     if predicate_type == MODEL_SIGNING_PREDICATE_COMPAT:
@@ -414,6 +412,11 @@ def verify_model_signature(
     return ModelSignature(result, f"sha256:{root_hex}", resources, str(hash_type), ignore_paths, ser.get("allow_symlinks") is True)
 
 
+def _is_under(path: str, ignore: str) -> bool:
+    ignore = ignore.rstrip("/")
+    return bool(ignore) and (path == ignore or path.startswith(ignore + "/"))
+
+
 def compare_resources(expected: dict[str, str], actual: dict[str, str], what: str) -> str | None:
     """None when equal, else one line naming missing, extra and mismatched files."""
     missing = sorted(set(expected) - set(actual))
@@ -454,7 +457,13 @@ def verify_model_signing_bundle(
         if layer_digests is not None:
             if sig.hash_type != "sha256":
                 raise CandidateRejected(f"model was signed with {sig.hash_type} file digests, which cannot be compared with sha256 layer digests")
-            problem = compare_resources(sig.resources, layer_digests, "the manifest")
+            # model_signing leaves the paths its bundle records as ignored (git files, the
+            # signature itself, the signer's own) out of the resources: so must the comparison.
+            considered = {
+                name: digest for name, digest in layer_digests.items()
+                if not any(_is_under(name, ig) for ig in sig.ignore_paths)
+            }
+            problem = compare_resources(sig.resources, considered, "the manifest")
             if problem:
                 raise CandidateRejected(problem)
         return sig.result, sig.resources

@@ -2,16 +2,22 @@
 
 Candidates come from the referrers API, the ``sha256-<hex>`` fallback index and cosign's
 legacy ``.sig`` tag. Each is checked on its own; one that is garbage never stops the others.
-Success needs a signature over the *manifest digest* (cosign bundle or legacy): a
+Success needs a signature over the *manifest digest* whose statement admits a model
+(``admission``: cosign's ``sign/v1`` bundle, or a legacy simple-signing payload): a
 model-signing bundle signs the files, not the manifest, so it is checked and reported (and
 kept for ``model.sig``) but does not by itself admit a model.
+
+Precedence follows cosign (>= 2.6.3 and v3): bundle referrers first, the legacy ``.sig`` tag
+only when no bundle referrer exists. omsign still reads the ``.sig`` tag when bundles exist,
+but a model admitted only by it then carries a note: cosign would not have looked there.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from ..errors import IntegrityError, LimitError, NotFoundError, OmsignError
+from ..errors import InputError, IntegrityError, LimitError, NotFoundError, OmsignError
 from ..limits import load_json
 from ..oci.descriptor import Descriptor
 from ..oci.mediatypes import (
@@ -21,12 +27,18 @@ from ..oci.mediatypes import (
     SIMPLE_SIGNING_MEDIA_TYPE,
 )
 from ..reference import legacy_signature_tag
+from ..signing.modelsig import DEFAULT_SIGNATURE_NAME
 from ..store.base import Store
 from ..store.referrers import list_referrers
 from .bundle import verify_bundle, verify_model_signing_bundle
 from .legacy import verify_simple_signing
 from .policy import Policy
 from .result import CandidateResult, VerificationResult
+
+if TYPE_CHECKING:
+    from ..model.unpack import ModelManifest
+
+MODEL_SIG_NAME = DEFAULT_SIGNATURE_NAME
 
 
 @dataclass
@@ -66,6 +78,8 @@ def discover(
     limits = store.limits
     candidates: list[CandidateResult] = []
     model_sig: bytes | None = None
+    bundle_referrers = 0
+    files_policy = policy.for_model_signing()  # no -a claims, no tlog: see Policy
     for ref_desc in list_referrers(store, subject.digest):
         source = f"referrer {ref_desc.digest}"
         try:
@@ -73,10 +87,11 @@ def discover(
             if found is None:
                 continue  # another kind of referrer (SBOM, model card...): not a signature
             layer, annotations = found
+            bundle_referrers += 1
             bundle = store.read_blob(layer, limits.bundle_bytes)
             if annotations.get(ANNOTATION_PREDICATE) == MODEL_SIGNING_PREDICATE:
                 result, _ = verify_model_signing_bundle(
-                    bundle, policy, layer_digests=layer_digests, source=source
+                    bundle, files_policy, layer_digests=layer_digests, source=source
                 )
                 candidates.append(result)
                 if result.ok and model_sig is None:
@@ -98,7 +113,40 @@ def discover(
     verdict = VerificationResult(
         subject_digest=subject.digest, ok=accepted is not None, accepted=accepted, candidates=candidates
     )
+    if accepted is not None and accepted.kind == "legacy" and bundle_referrers:
+        verdict.notes.append(
+            f"admitted by the legacy {tag} signature, but {bundle_referrers} bundle referrer(s) "
+            "exist: cosign (>= 2.6.3, v3) reads only the bundles then, so `cosign verify` "
+            "would not accept this model"
+        )
     return Discovery(result=verdict, model_signing_bundle=model_sig)
+
+
+def model_sig_placement(model: ModelManifest, include: list[str] | None) -> str | None:
+    """Why ``model.sig`` cannot be written into this pull's DEST (None when it can).
+
+    ``model.sig`` signs every file: a subset pulled with ``--include`` would not verify
+    against it. It is never written over a file of the model: a raw layer of that name is
+    refused before download (``InputError``); a tar layer's member names are known only on
+    extraction, so a model with tar layers gets no ``model.sig`` at all.
+    """
+    if include:
+        return (
+            f"{MODEL_SIG_NAME} not written: --include pulls a subset of the files, and the "
+            "model-signing signature covers them all"
+        )
+    if any(str(e.path) == MODEL_SIG_NAME for e in model.files if not e.is_tar):
+        raise InputError(
+            f"the model has its own file named {MODEL_SIG_NAME}, where the model-signing "
+            "signature would be written",
+            hint="pull with --no-model-signing-bundle to keep the model's own file",
+        )
+    if any(e.is_tar for e in model.files):
+        return (
+            f"{MODEL_SIG_NAME} not written: the model has tar layers, whose file names are "
+            f"known only on extraction, so a {MODEL_SIG_NAME} could overwrite one of them"
+        )
+    return None
 
 
 def _legacy_candidates(

@@ -13,6 +13,8 @@ integrated time), SCT and identity are checked here with ``cryptography``.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 from datetime import datetime, timezone
 from typing import Any
@@ -29,25 +31,30 @@ from ..oci.mediatypes import (
     SIMPLE_SIGNING_MEDIA_TYPE,
     SIMPLE_SIGNING_TYPE,
 )
+from ..signing.keys import PublicKey
+from ..signing.keys import verify_bytes_signature as signature_is_valid
+from ..sigstore_seam import verify_sct
+from .certs import describe_certificate, load_certificates, verify_chain
 from .policy import (
-    TLOG_HINT,
-    CandidateRejected,
     CertificateChainPolicy,
     IdentityPolicy,
     KeyPolicy,
     Policy,
-    PublicKey,
-    RekorEntry,
-    b64decode_lenient,
     check_claim_annotations,
-    check_rekor_body,
-    describe_certificate,
-    load_certificates,
-    signature_is_valid,
-    verify_chain,
-    verify_set,
 )
+from .records import Material, UntrustedRecord, simple_signing_claims
+from .rejection import CandidateRejected
 from .result import CandidateResult
+from .tlog import TLOG_HINT, RekorEntry, check_rekor_body, verify_set
+
+
+def b64decode_lenient(value: str, what: str) -> bytes:
+    """Standard base64, tolerating the line wrapping some tools (openssl) put in annotations."""
+    cleaned = "".join(value.split())
+    try:
+        return base64.b64decode(cleaned, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise CandidateRejected(f"{what} is not valid base64") from exc
 
 
 def _rekor_bundle(annotations: dict[str, str]) -> RekorEntry | None:
@@ -103,11 +110,8 @@ def _check_sct(cert: x509.Certificate, chain: list[x509.Certificate], root: Any,
         raise CandidateRejected(
             "certificate has no embedded SCT (certificates before 2022 lack one: pass --insecure-ignore-sct to accept them)"
         ) from None
-    from sigstore._internal.sct import verify_sct
-    from sigstore._internal.trust import KeyringPurpose
-
     try:
-        verify_sct(cert, chain, root.ct_keyring(KeyringPurpose.VERIFY))
+        verify_sct(cert, chain, root)
     except Exception as exc:  # sigstore raises VerificationError and friends
         raise CandidateRejected(f"certificate SCT does not verify: {exc}") from exc
 
@@ -174,6 +178,28 @@ def _claims(payload: bytes, subject_digest: str, require_type: bool) -> dict[str
     return doc
 
 
+def parse_legacy_record(payload: bytes, annotations: dict[str, str], source: str) -> UntrustedRecord:
+    """What one ``.sig`` layer claims (signer material, the digest it names, a Rekor bundle),
+    before anything is checked."""
+    claimed: str | None = None
+    material: Material = "public-key"
+    pem = annotations.get(ANNOTATION_CERTIFICATE)
+    if pem:
+        material = "certificate-chain" if (annotations.get(ANNOTATION_CHAIN) or "").strip() else "certificate"
+        try:
+            certs = load_certificates(pem.encode(), "certificate annotation")
+            claimed = describe_certificate(certs[0]) if certs else None
+        except CandidateRejected:
+            claimed = None
+    doc, subjects = simple_signing_claims(payload)
+    return UntrustedRecord(
+        source=source, format="legacy", material=material, claimed_signer=claimed,
+        payload_type=SIMPLE_SIGNING_MEDIA_TYPE, payload=payload, statement=doc,
+        subject_digests=subjects, tlog_entries=1 if annotations.get(ANNOTATION_BUNDLE) else 0,
+        annotations=dict(annotations),
+    )
+
+
 def verify_simple_signing(
     payload: bytes,
     annotations: dict[str, str],
@@ -200,8 +226,9 @@ def verify_simple_signing(
         if not encoded:
             raise CandidateRejected(f"layer has no {ANNOTATION_SIGNATURE} annotation")
         sig = b64decode_lenient(encoded, "signature annotation")
+        record = parse_legacy_record(payload, annotations, source)
         if isinstance(policy, KeyPolicy):
-            signer = _verify_key(payload, sig, annotations, policy)
+            signer = _verify_key(record.payload, sig, annotations, policy)
         elif isinstance(policy, IdentityPolicy):
             signer = _verify_keyless(payload, sig, annotations, policy)
         elif isinstance(policy, CertificateChainPolicy):

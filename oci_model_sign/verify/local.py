@@ -13,13 +13,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
 from ..digest import hash_file
-from ..errors import InputError, LimitError
+from ..errors import InputError, LimitError, UsageError
 from ..limits import default_limits
+from ..signing.modelsig import DEFAULT_SIGNATURE_NAME, GIT_IGNORE_PATHS
 from .bundle import compare_resources, verify_model_signature
-from .policy import CandidateRejected, Policy
+from .policy import Policy
+from .rejection import CandidateRejected
 from .result import CandidateResult, VerificationResult
 
-DEFAULT_IGNORED = (".git", ".gitattributes", ".github", ".gitignore")
+DEFAULT_IGNORED = GIT_IGNORE_PATHS  # model_signing's default: the git files
 
 
 def _is_ignored(rel: PurePosixPath, ignored: list[PurePosixPath]) -> bool:
@@ -88,22 +90,25 @@ def hash_model_files(
 
 
 def verify_local(
-    model_dir: Path,
-    signature: Path,
-    policy: Policy,
+    model_dir: str | Path,
+    signature: str | Path | None = None,
+    policy: Policy | None = None,
     *,
     ignore_paths: list[str] | None = None,
     allow_symlinks: bool = False,
     max_workers: int | None = None,
 ) -> VerificationResult:
-    """Verify ``model_dir`` against the model_signing bundle ``signature`` under ``policy``.
+    """Verify ``model_dir`` against the model_signing bundle ``signature`` (default
+    ``DIR/model.sig``, where ``pull --verify`` writes it) under ``policy``.
 
     Excluded from hashing: the signature file itself, the default git paths, the
     ``ignore_paths`` recorded in the signature and those given here (relative to
     ``model_dir``). The result's failure reason lists modified, missing and unsigned files.
     """
     model_dir = Path(model_dir)
-    signature = Path(signature)
+    signature = Path(signature) if signature is not None else model_dir / DEFAULT_SIGNATURE_NAME
+    if policy is None:
+        raise UsageError("no policy, no verification", hint="pass a KeyPolicy, IdentityPolicy or CertificateChainPolicy")
     if not model_dir.is_dir():
         raise InputError(f"model folder {model_dir} does not exist or is not a directory")
     try:
@@ -112,7 +117,7 @@ def verify_local(
         raise InputError(f"cannot read signature {signature}: {exc.strerror}") from exc
     source = str(signature)
     try:
-        sig = verify_model_signature(bundle_bytes, policy, source=source)
+        sig = verify_model_signature(bundle_bytes, policy.for_model_signing(), source=source)
     except CandidateRejected as exc:
         failed = CandidateResult(source, False, str(exc), None, None, {}, "model-signing-bundle")
         return VerificationResult(str(model_dir), False, None, [failed])

@@ -69,6 +69,7 @@ class VerificationResult:
     ok: bool
     accepted: CandidateResult | None
     candidates: list[CandidateResult]
+    notes: list[str] = field(default_factory=list)  # what the user should know besides the verdict
 
     @classmethod
     def from_candidates(cls, subject_digest: str, candidates: list[CandidateResult]) -> VerificationResult:
@@ -88,17 +89,19 @@ class VerificationResult:
             "ok": self.ok,
             "accepted": self.accepted.to_dict() if self.accepted else None,
             "candidates": [c.to_dict() for c in self.candidates],
+            "notes": list(self.notes),
         }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     def summary(self) -> str:
+        notes = "".join(f"\nnote: {n}" for n in self.notes)
         if self.accepted is not None:
             who = f" by {self.accepted.signer}" if self.accepted.signer else ""
             return (
                 f"verified {self.subject_digest}: {self.accepted.kind} from "
-                f"{self.accepted.source}{who}"
+                f"{self.accepted.source}{who}{notes}"
             )
         if not self.candidates:
             return f"NOT verified {self.subject_digest}: no signature found"
