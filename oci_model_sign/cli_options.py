@@ -110,7 +110,7 @@ class PackArgs(OptionGroup):
         typer.Option(
             "--compress",
             metavar="none|zstd",
-            help="Compression of --pack-dir layers: none (plain tar, read by every ModelPack client), or zstd (read by omsign and ORAS-style clients only).",
+            help="Compression of --pack-dir layers: none (plain tar, read by every ModelPack client) or zstd (read only by omsign and ORAS-style clients).",
             rich_help_panel=PACKING,
         ),
     ] = "none"

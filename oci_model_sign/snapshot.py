@@ -272,19 +272,27 @@ def _repair(
         if os.path.lexists(snap.path / rel):
             _remove(snap.path / rel)
     model = _with_config(store, manifest, model)
-    result = pull_model(
-        store,
-        reference,
-        manifest,
-        model,
-        snap.path,
-        include=bad,
-        concurrency=options.concurrency,
-        reporter=reporter,
-    )
-    for rel in _walk_files(snap.path, include_links=True):
-        if rel not in expected:
-            _remove(snap.path / rel)  # other members of a re-fetched tar layer that were not asked for
+    # pull places a whole verified tree into an empty folder, so the files to mend are fetched
+    # into a fresh sibling (same filesystem) and renamed into the snapshot one by one.
+    mend = snap.path.parent / f".mend-{snap.path.name[:16]}-{secrets.token_hex(4)}"
+    try:
+        result = pull_model(
+            store,
+            reference,
+            manifest,
+            model,
+            mend,
+            include=bad,
+            concurrency=options.concurrency,
+            reporter=reporter,
+        )
+        for rel in bad:
+            fetched = mend / rel
+            if os.path.lexists(fetched):
+                (snap.path / rel).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(fetched, snap.path / rel)
+    finally:
+        _remove(mend)
     for rel in bad:
         path = snap.path / rel
         try:

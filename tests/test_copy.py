@@ -80,7 +80,7 @@ def push_and_sign(model: Path, ref: str, keys: Path, *, fmt: str = "both", extra
     pushed = run_cli("push", model, ref, "--json", *extra)
     assert_ok(pushed)
     digest = str(json.loads(pushed.stdout)["digest"])
-    assert_ok(run_cli("sign", ref, "--key", keys / "a" / "cosign.key", "--format", fmt, *extra, env=PASSWORD))
+    assert_ok(run_cli("sign", ref, "--key", keys / "a" / "cosign.key", "--no-tlog-upload", "--format", fmt, *extra, env=PASSWORD))
     return digest
 
 
@@ -245,7 +245,7 @@ def test_legacy_signatures_merge_with_those_already_at_the_destination(
     digest = push_and_sign(model, src, keys, fmt="legacy")
     # The destination already holds the model, signed there by another key.
     assert_ok(run_cli("copy", "--no-referrers", src, dst))
-    assert_ok(run_cli("sign", dst, "--key", keys / "b" / "cosign.key", "--format", "legacy", env=PASSWORD))
+    assert_ok(run_cli("sign", dst, "--key", keys / "b" / "cosign.key", "--no-tlog-upload", "--format", "legacy", env=PASSWORD))
     before = legacy_layers(dst, digest)
     assert len(before) == 1
 
@@ -603,7 +603,7 @@ def test_push_pull_and_copy_follow_storage_redirects_without_sending_registry_cr
     pushed = run_cli("push", model, ref, "--json", env=env)
     assert_ok(pushed)
     digest = json.loads(pushed.stdout)["digest"]
-    assert_ok(run_cli("sign", ref, "--key", keys / "a" / "cosign.key", env={**env, **PASSWORD}))
+    assert_ok(run_cli("sign", ref, "--key", keys / "a" / "cosign.key", "--no-tlog-upload", env={**env, **PASSWORD}))
     s3_registry.storage.clear()
 
     dest = tmp_path / "pulled"

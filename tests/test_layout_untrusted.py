@@ -65,7 +65,7 @@ def test_hostile_file_types_in_a_layout_end_pull_promptly_with_one_error(
     }
     _replace(targets[where], kind)
     dest, before = prefilled_dest(tmp_path)
-    result = run_cli("pull", f"oci:{store}:v1", dest, timeout=TIMEOUT)
+    result = run_cli("pull", "--force", f"oci:{store}:v1", dest, timeout=TIMEOUT)
     # 6 (not found: no layout there) or 7 (integrity: not a regular file); never 1, never a hang.
     assert result.returncode in (6, 7), result.stderr
     assert_cli_error(result, result.returncode)

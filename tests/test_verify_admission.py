@@ -72,7 +72,7 @@ def test_validly_signed_vulnerability_report_does_not_admit_the_model(
     finally:
         store.close()  # type: ignore[attr-defined]
     dest, before = prefilled_dest(tmp_path)
-    assert_cli_error(run_cli("pull", *verify_args(keypair[1]), f"{repo}:v1", dest), 8, "does not admit a model")
+    assert_cli_error(run_cli("pull", "--force", *verify_args(keypair[1]), f"{repo}:v1", dest), 8, "does not admit a model")
     assert_untouched(dest, before)
 
 
@@ -169,7 +169,7 @@ def test_model_file_named_model_sig_is_never_overwritten(repo: str, tmp_path: Pa
     api.push(model, f"{repo}:v1")
     sign(f"{repo}:v1", keypair[0])
     dest, before = prefilled_dest(tmp_path)
-    assert_cli_error(run_cli("pull", *verify_args(keypair[1]), f"{repo}:v1", dest), 3, "model.sig")
+    assert_cli_error(run_cli("pull", "--force", *verify_args(keypair[1]), f"{repo}:v1", dest), 3, "model.sig")
     assert_untouched(dest, before)
     out = tmp_path / "kept"
     assert_ok(run_cli("pull", *verify_args(keypair[1]), "--no-model-signing-bundle", f"{repo}:v1", out))

@@ -161,7 +161,7 @@ def test_pull_refuses_a_leaf_issued_by_a_server_auth_only_intermediate(repo: str
         "--ca-roots", paths["root"], "--certificate-chain", paths["inter"], "--insecure-ignore-tlog",
         "--certificate-identity", "signer@example.com", "--certificate-oidc-issuer-regexp", ".*",
     ]
-    assert_cli_error(run_cli("pull", ref, dest, "--verify", *policy), 8, "code-signing")
+    assert_cli_error(run_cli("pull", "--force", ref, dest, "--verify", *policy), 8, "code-signing")
     assert_untouched(dest, before)
     good = Hierarchy().write(tmp_path / "good")
     assert omsign(

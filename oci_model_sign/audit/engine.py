@@ -336,7 +336,7 @@ class _ModelView:
     """
 
     def __init__(self, store: RegistryStore) -> None:
-        self._store = store
+        self._base = store
         self.ref = store.ref
         self.limits = store.limits
         self._manifests: dict[str, ManifestData | NotFoundError] = {}
@@ -346,7 +346,7 @@ class _ModelView:
     def get_manifest(self, identifier: str) -> ManifestData:
         if identifier not in self._manifests:
             try:
-                self._manifests[identifier] = self._store.get_manifest(identifier)
+                self._manifests[identifier] = self._base.get_manifest(identifier)
             except NotFoundError as exc:
                 self._manifests[identifier] = exc
         found = self._manifests[identifier]
@@ -357,16 +357,16 @@ class _ModelView:
     def read_blob(self, desc: Descriptor, max_bytes: int) -> bytes:
         key = (desc.digest, max_bytes)
         if key not in self._blobs:
-            self._blobs[key] = self._store.read_blob(desc, max_bytes)
+            self._blobs[key] = self._base.read_blob(desc, max_bytes)
         return self._blobs[key]
 
     def referrers_api(self, digest: str) -> list[Descriptor] | None:
         if digest not in self._referrers:
-            self._referrers[digest] = self._store.referrers_api(digest)
+            self._referrers[digest] = self._base.referrers_api(digest)
         return self._referrers[digest]
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
+        return getattr(self._base, name)
 
 
 class _Auditor:

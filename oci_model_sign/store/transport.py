@@ -232,25 +232,25 @@ class _LargeReadStream(httpcore.NetworkStream):
     """A network stream whose reads ask the socket for at least ``read_size`` bytes."""
 
     def __init__(self, inner: httpcore.NetworkStream, read_size: int) -> None:
-        self._inner = inner
+        self._stream = inner
         self._read_size = read_size
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max(max_bytes, self._read_size), timeout)
+        return self._stream.read(max(max_bytes, self._read_size), timeout)
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, timeout)
+        self._stream.write(buffer, timeout)
 
     def close(self) -> None:
-        self._inner.close()
+        self._stream.close()
 
     def start_tls(
         self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
     ) -> httpcore.NetworkStream:
-        return _LargeReadStream(self._inner.start_tls(ssl_context, server_hostname, timeout), self._read_size)
+        return _LargeReadStream(self._stream.start_tls(ssl_context, server_hostname, timeout), self._read_size)
 
     def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
+        return self._stream.get_extra_info(info)
 
 
 class LargeReadBackend(httpcore.NetworkBackend):
@@ -264,7 +264,7 @@ class LargeReadBackend(httpcore.NetworkBackend):
     """
 
     def __init__(self, inner: httpcore.NetworkBackend, read_size: int = READ_SIZE) -> None:
-        self._inner = inner
+        self._stream = inner
         self.read_size = read_size
 
     def connect_tcp(
@@ -275,16 +275,16 @@ class LargeReadBackend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Any = None,
     ) -> httpcore.NetworkStream:
-        stream = self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
+        stream = self._stream.connect_tcp(host, port, timeout, local_address, socket_options)
         return _LargeReadStream(stream, self.read_size)
 
     def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Any = None
     ) -> httpcore.NetworkStream:
-        return _LargeReadStream(self._inner.connect_unix_socket(path, timeout, socket_options), self.read_size)
+        return _LargeReadStream(self._stream.connect_unix_socket(path, timeout, socket_options), self.read_size)
 
     def sleep(self, seconds: float) -> None:
-        self._inner.sleep(seconds)
+        self._stream.sleep(seconds)
 
 
 def _install_read_size(client: httpx.Client, read_size: int) -> None:
