@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from .audit.claims import SignatureClaim
     from .verify.policy import Policy
 
-__all__ = ["CandidateCheck", "PolicyCache", "TrustOutcome", "check_trust", "judge", "enforce_policy_file", "judge_reference", "load_in_force", "scope_for"]
+__all__ = ["CandidateCheck", "PolicyCache", "TrustOutcome", "check_trust", "enforce_policy_file", "judge", "judge_reference", "load_in_force", "scope_for"]
 
 CandidateFormat = Literal["bundle", "model-signing", "legacy", "broken"]
 
