@@ -403,7 +403,10 @@ def pull(
         _pull_cache(reference, dest, include, force, policy, policy_args.policy_file, options, transfer, out)
         return
     if dest is None:
-        raise UsageError("missing argument DEST for 'omsign pull'", hint="name a folder, or pass --cache")
+        raise UsageError(
+            "missing argument DEST for 'omsign pull'",
+            hint="usage: omsign pull [OPTIONS] REF DEST, or omsign pull --cache REF; see 'omsign pull --help'",
+        )
     _guard.watch(Path(os.path.abspath(dest)).parent)  # Ctrl-C removes our staging folder there
     reporter = _reporter(transfer.progress, 0, f"pull {reference}")
     try:
