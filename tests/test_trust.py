@@ -188,3 +188,50 @@ def test_api_pull_refuses_unsigned_under_an_enforce_policy(model: Path, repo: st
     with pytest.raises(VerificationError, match="no verified signature"):
         oms.pull(f"{repo}:v1", tmp_path / "out", policy_file=policy)
     assert not (tmp_path / "out").exists()
+
+
+def attest(ref: str, key: Path, predicate_type: str, predicate: dict[str, object]) -> None:
+    """A DSSE attestation over the model's manifest, attached as a bundle referrer (no tlog)."""
+    import json
+
+    from oci_model_sign.reference import parse_reference
+    from oci_model_sign.signing.attach import attach_bundles
+    from oci_model_sign.signing.signers import KeySigner
+    from oci_model_sign.store import open_store
+    from oci_model_sign.store.base import StoreOptions
+
+    reference = parse_reference(ref)
+    store = open_store(reference, StoreOptions())
+    try:
+        desc = store.resolve(reference.identifier)
+        statement = {
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"name": reference.repository, "digest": {"sha256": desc.digest.split(":", 1)[1]}}],
+            "predicateType": predicate_type,
+            "predicate": predicate,
+        }
+        bundle = KeySigner(key, b"pw").sign_dsse(json.dumps(statement).encode())
+        attach_bundles(store, store.get_manifest(desc.digest).descriptor, [(bundle, predicate_type)])
+    finally:
+        store.close()  # type: ignore[attr-defined]
+
+
+EVAL = "https://example.com/evaluation/v1"
+
+
+def test_a_required_attestation_is_verified_and_its_check_applied(model: Path, repo: str, keypair: tuple[Path, Path], tmp_path: Path) -> None:
+    push(model, f"{repo}:v1")
+    sign(f"{repo}:v1", keypair[0])
+    policy = write_policy(
+        tmp_path / "policy.yaml",
+        one_key(keypair[1]) + f"  attestations:\n    - predicateType: {EVAL}\n      check: predicate.accuracy >= 0.9\n",
+    )
+    missing = check_trust(f"{repo}:v1", policy=policy)
+    assert not missing.allowed and "attestation(s) missing" in missing.reason
+    attest(f"{repo}:v1", keypair[0], EVAL, {"accuracy": 0.5})
+    too_low = check_trust(f"{repo}:v1", policy=policy)
+    assert not too_low.allowed and too_low.attestations == []
+    attest(f"{repo}:v1", keypair[0], EVAL, {"accuracy": 0.95})
+    good = check_trust(f"{repo}:v1", policy=policy)
+    assert good.allowed, good.reason
+    assert good.attestations == [EVAL]
