@@ -554,6 +554,7 @@ def sign(
         "omsign verify --key cosign.pub --insecure-ignore-tlog localhost:5000/models/m:v1",
         "omsign verify --certificate-identity ci@example.com "
         "--certificate-oidc-issuer https://token.actions.githubusercontent.com registry.example.com/models/m:v1",
+        "omsign verify --policy policy.yaml registry.example.com/models/m:v1   # the policy file's scope decides",
     )
 )
 def verify(
