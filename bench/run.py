@@ -59,6 +59,8 @@ COPY_VS_SKOPEO = 0.8
 SECOND_REPO_VS_SKOPEO = 2.0
 SECOND_REPO_S = 1.0
 IN_REGISTRY_COPY_S = 1.0
+SNAPSHOT_CACHED_VS_PULL = 0.2  # snapshot of a cached model (files re-hashed) vs a fresh pull
+SNAPSHOT_WARM_S = 1.0  # snapshot with the digest cache warm
 
 
 class Bench:
@@ -424,6 +426,52 @@ def phase_promotion(b: Bench, model: Model, layout: Path | None) -> None:
         b.stop(src_reg)
 
 
+def phase_snapshot(b: Bench, model: Model) -> None:
+    """The verified model cache: ``omsign pull --cache`` under a policy file, against a fresh
+    pull of the same signed model. Every call verifies the signature; a cached model is
+    re-checked file by file: re-hashed when the digest cache is cold, not when it is warm."""
+    size = model.total_bytes
+    reg = b.registry()
+    ref = f"{reg.host}/bench/cached:v1"
+    keys = b.work / "snapshot-keys"
+    cache_home = b.work / "snapshot-cache"
+    try:
+        rmtree(keys)
+        keys.mkdir()
+        ok = measure.run(peers.omsign_push(model.path, ref, b.env, no_cache=False).argv, env=b.env, timeout=b.timeout).ok
+        ok = ok and measure.run(peers.omsign_keygen(keys, b.env).argv, env=b.env).ok
+        ok = ok and measure.run(peers.omsign_sign(ref, keys / "cosign.key", b.env).argv, env=b.env).ok
+        if not ok:
+            for op in ("snapshot_fresh_pull", "snapshot_cached", "snapshot_warm"):
+                b.skip(op, "omsign", size, 0, "push, key generation or signing failed")
+            return
+        policy = keys / "policy.yaml"
+        policy.write_text(
+            "apiVersion: omsign/v1\ndefault:\n  authorities:\n"
+            f"    - {{name: bench, key: {{path: {keys / 'cosign.pub'}}}, ignoreTlog: true}}\n"
+        )
+        env = {**b.env, "XDG_CACHE_HOME": str(cache_home), "OMSIGN_POLICY": str(policy)}
+        cached = peers.Cmd([peers.OMSIGN, "pull", "--cache", ref, "--no-progress"], env=env)
+        for r in range(1, b.args.repeat + 1):
+            dest = b.work / "snapshot-fresh"
+            rmtree(dest)
+            b.measure("snapshot_fresh_pull", "omsign", peers.omsign_pull(ref, dest, env),
+                      size=size, nbytes=size, repeat=r, registry=reg, check=partial(files_match, model, dest))
+            rmtree(dest)
+        rmtree(cache_home)
+        if not measure.run(cached.argv, env=env, timeout=b.timeout).ok:  # fills the cache (not timed)
+            b.note("snapshot: the first pull --cache failed")
+            return
+        for r in range(1, b.args.repeat + 1):
+            (cache_home / "omsign" / "digests.sqlite").unlink(missing_ok=True)  # every cached file re-hashed
+            b.measure("snapshot_cached", "omsign", cached, size=size, nbytes=size, repeat=r, registry=reg)
+        for r in range(1, b.args.repeat + 1):
+            b.measure("snapshot_warm", "omsign", cached, size=size, nbytes=size, repeat=r, registry=reg)
+    finally:
+        rmtree(cache_home)
+        b.stop(reg)
+
+
 def phase_hashing(b: Bench, model: Model) -> None:
     """Local, hashing-dominated work: omsign pack --no-cache vs model_signing sign/verify."""
     size = model.total_bytes
@@ -575,6 +623,13 @@ def evaluate(med: dict[str, Any]) -> list[dict[str, Any]]:
     v = _get(med, "copy", "omsign", "peak_rss_tree_mb_max")
     add("peak RSS <= 150 MB (copy)", v, round(RSS_LIMIT_MIB, 2), None if v is None else v <= RSS_LIMIT_MIB,
         "MiB; omsign copy registry->registry")
+    a, p = _get(med, "snapshot_cached", "omsign"), _get(med, "snapshot_fresh_pull", "omsign")
+    add("snapshot of a cached model <= 0.2 x a fresh pull", None if a is None or p is None else round(a / p, 3),
+        SNAPSHOT_CACHED_VS_PULL, None if a is None or p is None else a <= SNAPSHOT_CACHED_VS_PULL * p,
+        f"omsign pull --cache (signature verified, files re-hashed) {a} s vs omsign pull --verify by policy {p} s")
+    v = _get(med, "snapshot_warm", "omsign")
+    add("snapshot with a warm digest cache <= 1 s", v, SNAPSHOT_WARM_S, None if v is None else v <= SNAPSHOT_WARM_S,
+        "omsign pull --cache: signature verified, files checked through the digest cache")
     a, p = _get(med, "pack_nocache", "omsign", "throughput_MBps"), _get(med, "sign", "model_signing", "throughput_MBps")
     add("local hashing >= 1.0 x model_signing throughput (pack --no-cache vs model_signing sign)",
         None if a is None or p is None else round(a / p, 3), HASHING_VS_MODEL_SIGNING,
@@ -685,6 +740,12 @@ def markdown(data: dict[str, Any]) -> str:
         ("pull --verify --key", _cell(med, "pull_verify", "omsign"), "", "", "",
          _ratio(_get(med, "pull_verify", "omsign"), _get(med, "pull_plain", "omsign"), "pull"),
          "≤ 1.1× pull", status("pull --verify <= 1.1 x pull")),
+        ("pull by policy file (fresh, into DEST)", _cell(med, "snapshot_fresh_pull", "omsign"), "", "", "", "", "", ""),
+        ("snapshot of the cached model (pull --cache, digest cache cold)", _cell(med, "snapshot_cached", "omsign"), "", "",
+         "", _ratio(_get(med, "snapshot_cached", "omsign"), _get(med, "snapshot_fresh_pull", "omsign"), "fresh pull"),
+         "≤ 0.2× fresh pull", status("snapshot of a cached model <= 0.2 x a fresh pull")),
+        ("snapshot, digest cache warm", _cell(med, "snapshot_warm", "omsign"), "", "", "", "", "≤ 1 s",
+         status("snapshot with a warm digest cache <= 1 s")),
         ("local hashing: pack --no-cache vs model_signing sign", _cell(med, "pack_nocache", "omsign"), "", "",
          _cell(med, "sign", "model_signing"),
          _ratio(_get(med, "pack_nocache", "omsign", "throughput_MBps"),
@@ -841,7 +902,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="256 MiB, 1 repeat: a smoke test")
     ap.add_argument("--scaling", action="store_true", help="push/pull at 0.25, 0.5, 1, 2, 4 GiB too")
     ap.add_argument("--tools", default=",".join(TOOLS), help="transfer tools to compare (comma list)")
-    ap.add_argument("--skip", default="", help="phases to leave out: transfer,omsign,promotion,hashing")
+    ap.add_argument("--skip", default="", help="phases to leave out: transfer,omsign,promotion,snapshot,hashing")
     ap.add_argument("--workdir", default=str(RESULTS / "tmp"), help="scratch space (needs ~5x the model size)")
     ap.add_argument("--out", default=str(RESULTS), help="where latest.json/.md/throughput.png go")
     ap.add_argument("--report-only", action="store_true", help="rebuild reports from OUT/latest.json")
@@ -908,6 +969,8 @@ def main() -> int:
                     phase_promotion(b, model, promo_layout)
                     if promo_layout is not None:
                         rmtree(promo_layout)
+                if "snapshot" not in skip and "omsign" in args.tools_list:
+                    phase_snapshot(b, model)
                 if "hashing" not in skip:
                     phase_hashing(b, model)
             rmtree(model.path)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # the engines load on first use: `omsign sign` needs none of 
     from .progress import Reporter
     from .signing.signers import Signer
     from .transfer import PullResult, PushResult
+    from .trust import TrustOutcome
     from .verify.policy import Policy
     from .verify.result import VerificationResult
 
@@ -218,8 +219,17 @@ def pull(
     write_model_sig: bool = True,
     reporter: Reporter | None = None,
     force: bool = False,
+    policy_file: str | Path | None = None,
+    require_policy: bool = False,
 ) -> PullResult:
-    """Pull a model into ``dest``; with a ``policy``, verify the signature before any layer.
+    """Pull a model into ``dest``, verified before any layer is downloaded.
+
+    Who must have signed: ``policy`` (a verifier policy, what cosign-style flags build) when
+    given; else the trust policy file (``policy_file``, ``$OMSIGN_POLICY``, the user's, the
+    system's; ``"none"`` opts out) when one of its scopes matches: an enforce-mode scope
+    refuses a model it does not admit (``VerificationError``), a warn-mode one lets it through
+    with the failure in ``result.trust.reason``. ``require_policy`` (``--verify``) refuses to
+    pull when neither applies.
 
     The tag is resolved once; everything after uses that digest, so a tag moved between
     verification and download cannot swap the model. ``dest`` must be absent or empty, unless
@@ -228,31 +238,48 @@ def pull(
     from .model.staging import check_destination
     from .model.unpack import layer_digests, parse_pulled_model
     from .transfer import pull_model, with_config
+    from .trust import enforce_policy_file, load_in_force
     from .verify.discover import discover
 
     reference = _ref(ref)
     options = options or StoreOptions()
     check_destination(Path(dest), replace=force)  # before any request
+    loaded, why = (None, "") if policy is not None else load_in_force(policy_file)  # a bad file: exit 2 now
+    if policy is None and loaded is None and require_policy:
+        raise UsageError(
+            "no policy, no verification",
+            hint="pass --key PUB, or --certificate-identity and --certificate-oidc-issuer, or --policy FILE",
+        )
     store = open_store(reference, options)
     try:
         desc = store.resolve(reference.identifier)
         manifest = store.get_manifest(desc.digest)  # by digest: bytes checked against it
         model = parse_pulled_model(manifest.data, store.limits, what=str(reference))
         verification = None
+        trust = None
+        model_sig: bytes | None = None
         extra: dict[str, bytes] = {}
+        # The signature is checked before anything else is downloaded, config included.
         if policy is not None:
-            # The signature is checked before anything else is downloaded, config included.
             found = discover(store, manifest.descriptor, policy, layer_digests=layer_digests(model))
             verification = found.result
             verification.raise_if_failed()
-            if write_model_sig and found.model_signing_bundle is not None:
-                from .verify.discover import model_sig_placement
+            model_sig = found.model_signing_bundle
+        elif loaded is not None or require_policy:
+            trust = enforce_policy_file(
+                store, reference, manifest.descriptor, loaded, why=why, layer_digests=layer_digests(model),
+                required=require_policy,
+            )
+            verification = trust.verification
+            model_sig = trust.model_signing_bundle if trust.allowed and not trust.warned else None
+        if write_model_sig and model_sig is not None and verification is not None:
+            from .verify.discover import model_sig_placement
 
-                skipped = model_sig_placement(model, include)
-                if skipped is None:
-                    extra[MODEL_SIG_NAME] = found.model_signing_bundle
-                else:
-                    verification.notes.append(skipped)
+            skipped = model_sig_placement(model, include)
+            if skipped is None:
+                extra[MODEL_SIG_NAME] = model_sig
+            else:
+                verification.notes.append(skipped)
         model = with_config(store, manifest, model)
         result = pull_model(
             store,
@@ -267,6 +294,7 @@ def pull(
             replace=force,
         )
         result.verification = verification
+        result.trust = trust
         return result
     finally:
         _close(store)
@@ -371,24 +399,63 @@ def sign(
         _close(store)
 
 
-def verify(ref: str | Reference, policy: Policy, *, options: StoreOptions | None = None) -> VerificationResult:
+def verify(
+    ref: str | Reference,
+    policy: Policy | None = None,
+    *,
+    options: StoreOptions | None = None,
+    policy_file: str | Path | None = None,
+) -> VerificationResult:
     """Check the signatures of a model against ``policy``; returns a ``VerificationResult``.
 
-    Never raises on a failed verification: callers look at ``result.ok`` (or call
-    ``result.raise_if_failed()``).
+    Without ``policy``, the trust policy file decides (``policy_file``, ``$OMSIGN_POLICY``,
+    the user's, the system's): the result is ``ok`` only when the scope admits the model
+    (a warn-mode scope's failure is ``ok`` with the failure in ``notes``); no policy at all,
+    or no scope for the model, is a ``UsageError``. Never raises on a failed verification:
+    callers look at ``result.ok`` (or call ``result.raise_if_failed()``).
     """
+    return verify_with_trust(ref, policy, options=options, policy_file=policy_file)[0]
+
+
+def verify_with_trust(
+    ref: str | Reference,
+    policy: Policy | None = None,
+    *,
+    options: StoreOptions | None = None,
+    policy_file: str | Path | None = None,
+) -> tuple[VerificationResult, TrustOutcome | None]:
+    """``verify``, plus the policy file's ``TrustOutcome`` when the file decided."""
     from .model.unpack import layer_digests
     from .transfer import read_model
+    from .trust import judge_reference, load_in_force
     from .verify.discover import discover
+    from .verify.result import VerificationResult
 
-    if policy is None:
-        raise UsageError("no policy, no verification", hint="pass --key or --certificate-identity/--certificate-oidc-issuer")
+    loaded, why = (None, "") if policy is not None else load_in_force(policy_file)
+    if policy is None and loaded is None:
+        raise UsageError(
+            "no policy, no verification",
+            hint="pass --key or --certificate-identity/--certificate-oidc-issuer, or --policy FILE",
+        )
     reference = _ref(ref)
     store = open_store(reference, options or StoreOptions())
     try:
         desc = store.resolve(reference.identifier)
         manifest, model = read_model(store, desc.digest)
-        return discover(store, manifest.descriptor, policy, layer_digests=layer_digests(model)).result
+        if policy is not None:
+            return discover(store, manifest.descriptor, policy, layer_digests=layer_digests(model)).result, None
+        trust = judge_reference(store, reference, manifest.descriptor, loaded, why=why, layer_digests=layer_digests(model))
+        if not trust.applies:
+            raise UsageError(trust.reason, hint="pass --key/--certificate-identity, or a policy with a scope for this model")
+        result = trust.verification or VerificationResult(desc.digest, False, None, [])
+        if trust.warned:
+            result.notes.append(trust.reason)
+        if trust.allowed and not result.ok:
+            result = VerificationResult(result.subject_digest, True, result.accepted, result.candidates, result.notes)
+        elif not trust.allowed and result.ok:
+            # A genuine signature the policy does not admit (revoked, threshold unmet).
+            result = VerificationResult(result.subject_digest, False, None, result.candidates, [*result.notes, trust.reason])
+        return result, trust
     finally:
         _close(store)
 

@@ -347,11 +347,16 @@ def pack(
     example=(
         "omsign pull localhost:5000/models/m:v1 ./model",
         "omsign pull --verify --key cosign.pub --insecure-ignore-tlog registry.example.com/models/m:v1 ./model",
+        "omsign pull --policy policy.yaml registry.example.com/models/m:v1 ./model   # verified by the policy file",
+        "omsign pull --cache registry.example.com/models/m:v1   # prints the verified cache folder",
     )
 )
 def pull(
     reference: Annotated[str, typer.Argument(metavar="REF", help="registry/repo:tag[@digest] or oci:PATH[:TAG].", show_default=False)],
-    dest: Annotated[Path, typer.Argument(metavar="DEST", help="Folder to place the model in (created if missing).", show_default=False)],
+    dest: Annotated[
+        Path | None,
+        typer.Argument(metavar="DEST", help="Folder to place the model in (created if missing); not with --cache.", show_default=False),
+    ] = None,
     *,
     include: Annotated[
         list[str], typer.Option("--include", metavar="PAT", help="Only files matching this glob (repeatable).")
@@ -360,9 +365,20 @@ def pull(
         bool,
         typer.Option("--force", help="Replace what DEST holds (in one swap, once every layer verified)."),
     ] = False,
+    cache: Annotated[
+        bool,
+        typer.Option(
+            "--cache",
+            help="Into the verified model cache ($XDG_CACHE_HOME/omsign/models), by manifest digest; prints its folder. "
+            "Verified on every call; only missing or changed files are downloaded.",
+        ),
+    ] = False,
     verify: Annotated[
         bool,
-        typer.Option("--verify", help="Verify the signature before downloading (needs a policy).", rich_help_panel="Policy"),
+        typer.Option(
+            "--verify", help="Verify the signature before downloading (signer flags or a policy file; automatic when a policy file's scope matches).",
+            rich_help_panel="Policy",
+        ),
     ] = False,
     policy_args: PolicyArgs,
     no_model_signing_bundle: Annotated[
@@ -378,10 +394,18 @@ def pull(
     """Pull a model; every layer is checked against its digest before files are placed."""
     options = _store_options(reg, transfer.concurrency)
     policy = None
-    if verify or policy_args.given():
+    if policy_args.given():  # cosign-style flags take precedence over the policy file
         policy = _policy_from(
             policy_args, ignore_tlog=policy_args.insecure_ignore_tlog,
             annotations=_annotations(policy_args.annotation),
+        )
+    if cache:
+        _pull_cache(reference, dest, include, force, policy, policy_args.policy_file, options, transfer, out)
+        return
+    if dest is None:
+        raise UsageError(
+            "missing argument DEST for 'omsign pull'",
+            hint="usage: omsign pull [OPTIONS] REF DEST, or omsign pull --cache REF; see 'omsign pull --help'",
         )
     _guard.watch(Path(os.path.abspath(dest)).parent)  # Ctrl-C removes our staging folder there
     reporter = _reporter(transfer.progress, 0, f"pull {reference}")
@@ -389,9 +413,11 @@ def pull(
         result = api.pull(
             reference, dest, policy=policy, include=list(include) or None, options=options,
             write_model_sig=not no_model_signing_bundle, reporter=reporter, force=force,
+            policy_file=policy_args.policy_file, require_policy=verify,
         )
     finally:
         reporter.close()
+    _say_trust(result.trust)
     if out.json_out:
         print_json(result.to_json())
         return
@@ -399,6 +425,53 @@ def pull(
         typer.echo(result.verification.summary(), err=True)
     typer.echo(f"pulled {len(result.files)} files ({human_size(result.downloaded_bytes)}) into {dest}", err=True)
     typer.echo(result.digest)
+
+
+def _say_trust(trust: Any) -> None:
+    """What the policy file decided, when it did not simply admit the model: on stderr."""
+    if trust is None:
+        return
+    if trust.warned:
+        _say(trust.reason, prefix="omsign: warning")
+    elif not trust.applies and trust.policy_source is not None:
+        typer.echo(f"note: {trust.reason}", err=True)
+
+
+def _pull_cache(
+    reference: str, dest: Path | None, include: list[str], force: bool, policy: Any, policy_file: str | None,
+    options: Any, transfer: TransferArgs, out: OutputArgs,
+) -> None:
+    from .snapshot import MISSING, resolve_snapshot
+
+    if dest is not None or include or force:
+        raise UsageError("--cache places the model in the model cache: it takes no DEST, --include or --force")
+    allow_unsigned = policy is None and policy_file == "none"  # the explicit opt-out
+    chosen = policy if policy is not None else (None if allow_unsigned else MISSING)
+    reporter = _reporter(transfer.progress, 0, f"pull {reference}")
+    try:
+        snap = resolve_snapshot(
+            reference, chosen, allow_unsigned=allow_unsigned, options=options, reporter=reporter,
+            policy_file=None if allow_unsigned else policy_file,
+        )
+    finally:
+        reporter.close()
+    if out.json_out:
+        doc: dict[str, Any] = {
+            "reference": snap.reference, "digest": snap.digest, "path": str(snap.path),
+            "fetched": list(snap.fetched), "downloadedBytes": snap.downloaded_bytes,
+        }
+        if snap.verification is not None:
+            doc["verification"] = snap.verification.to_dict()
+        if snap.trust is not None:
+            doc["policy"] = snap.trust.to_dict()
+        print_json(doc)
+        return
+    if snap.verification is not None:
+        typer.echo(snap.verification.summary(), err=True)
+    typer.echo(
+        f"cached {snap.reference}: {len(snap.fetched)} files fetched ({human_size(snap.downloaded_bytes)})", err=True
+    )
+    typer.echo(str(snap.path))
 
 
 @command(example=("omsign inspect localhost:5000/models/m:v1", "omsign inspect --json oci:./store:v1 | jq .files"))
@@ -481,6 +554,7 @@ def sign(
         "omsign verify --key cosign.pub --insecure-ignore-tlog localhost:5000/models/m:v1",
         "omsign verify --certificate-identity ci@example.com "
         "--certificate-oidc-issuer https://token.actions.githubusercontent.com registry.example.com/models/m:v1",
+        "omsign verify --policy policy.yaml registry.example.com/models/m:v1   # the policy file's scope decides",
     )
 )
 def verify(
@@ -492,18 +566,28 @@ def verify(
 ) -> None:
     """Check that a model carries a signature satisfying the policy (no model download)."""
     options = _store_options(reg)
-    policy = _policy_from(
-        policy_args, ignore_tlog=policy_args.insecure_ignore_tlog, annotations=_annotations(policy_args.annotation)
-    )
-    result = api.verify(reference, policy, options=options)
+    policy = None
+    if policy_args.given() or policy_args.policy_file == "none":  # flags take precedence over the policy file
+        policy = _policy_from(
+            policy_args, ignore_tlog=policy_args.insecure_ignore_tlog, annotations=_annotations(policy_args.annotation)
+        )
+    result, trust = api.verify_with_trust(reference, policy, options=options, policy_file=policy_args.policy_file)
     if out.json_out:
-        print_json(result.to_dict())
+        doc = result.to_dict()
+        if trust is not None:
+            doc["policy"] = trust.to_dict()
+        print_json(doc)
+    if trust is not None:
+        trust.raise_if_denied()  # the scope's reason: revoked, threshold, unsigned
+        _say_trust(trust)
     result.raise_if_failed()  # the one-line error names the closest candidate
     if not out.json_out:
         for c in result.candidates:
             mark = "ok  " if c.ok else "fail"
             typer.echo(f"  {mark} {c.kind} {c.source}: {c.reason}", err=True)
         typer.echo(result.summary(), err=True)
+        if trust is not None and not trust.warned:
+            typer.echo(f"policy {trust.policy_source}: {trust.reason}", err=True)
         typer.echo(result.subject_digest)
 
 
@@ -668,7 +752,7 @@ def copy(
     src_options = _with_creds(options, src_creds, "--src-creds")
     dst_options = _with_creds(options, dest_creds, "--dest-creds")
     policy = None
-    if verify or policy_args.given():
+    if policy_args.given():  # cosign-style flags take precedence over the policy file
         policy = _policy_from(
             policy_args, ignore_tlog=policy_args.insecure_ignore_tlog,
             annotations=_annotations(policy_args.annotation),
@@ -681,7 +765,8 @@ def copy(
         result = promote.copy(
             source, target, src_options=src_options, dst_options=dst_options,
             referrers=not no_referrers, policy=policy, tag=tag, concurrency=transfer.concurrency,
-            reporter=reporter, use_cache=not no_cache,
+            reporter=reporter, use_cache=not no_cache, verify=verify,
+            policy_file=policy_args.policy_file if verify else None,
         )
     finally:
         reporter.close()
@@ -865,6 +950,10 @@ def _exit(code: int) -> NoReturn:
 from .cli_audit import audit_command  # noqa: E402  (registered after the commands above)
 
 app.command("audit")(audit_command)
+
+from .cli_policy import policy_app  # noqa: E402
+
+app.add_typer(policy_app, name="policy")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -286,7 +286,18 @@ class LocalPolicyArgs(OptionGroup):
 
 @dataclasses.dataclass
 class PolicyArgs(LocalPolicyArgs):
-    """The registry-side policy: also the transparency log and required annotations."""
+    """The registry-side policy: also the policy file, the transparency log and required annotations."""
+
+    policy_file: Annotated[
+        str | None,
+        typer.Option(
+            "--policy",
+            metavar="FILE|none",
+            help="Trust policy file (default: $OMSIGN_POLICY, ~/.config/omsign/policy.yaml, /etc/omsign/policy.yaml; "
+            "docs/policy.md); none: use no policy file. --key and the other signer flags take precedence over it.",
+            rich_help_panel=POLICY,
+        ),
+    ] = None
 
     insecure_ignore_tlog: Annotated[
         bool,

@@ -13,11 +13,16 @@ import typer
 from .errors import OmsignError, UsageError
 
 policy_app = typer.Typer(
-    help="Check trust policy files and see which scope applies to a model.",
+    help="Check trust policy files and see which scope applies to a model (docs/policy.md).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
 )
+
+
+def _example(*lines: str) -> str:
+    return "[b]Examples[/b]\n\n" + "\n\n".join(f"  {line}" for line in lines)
 
 
 def _fail(error: OmsignError) -> NoReturn:
@@ -25,10 +30,10 @@ def _fail(error: OmsignError) -> NoReturn:
     raise typer.Exit(error.exit_code)
 
 
-@policy_app.command("check")
+@policy_app.command("check", epilog=_example("omsign policy check /etc/omsign/policy.yaml", "omsign policy check -q policy.yaml && echo valid"))
 def check_command(
-    file: str = typer.Argument(..., metavar="FILE", help="The policy file to validate."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing when the policy is valid."),
+    file: str = typer.Argument(..., metavar="FILE", help="The policy file to validate.", show_default=False),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing when the policy is valid.", rich_help_panel="Output"),
 ) -> None:
     """Validate a policy file and summarise what it requires (exit 2 when it is not valid)."""
     from .policyfile import check
@@ -41,11 +46,19 @@ def check_command(
         typer.echo("\n".join(lines))
 
 
-@policy_app.command("explain")
+@policy_app.command(
+    "explain",
+    epilog=_example(
+        "omsign policy explain registry.example.com/models/bert:v1",
+        "omsign policy explain --policy policy.yaml oci:./store:v1",
+    ),
+)
 def explain_command(
-    reference: str = typer.Argument(..., metavar="REF", help="A model reference (host/repo:tag, oci:PATH)."),
+    reference: str = typer.Argument(..., metavar="REF", help="A model reference (host/repo:tag, oci:PATH).", show_default=False),
     policy: str | None = typer.Option(
-        None, "--policy", help="Policy file (default: $OMSIGN_POLICY, ~/.config/omsign/policy.yaml, /etc/omsign/policy.yaml)."
+        None, "--policy", metavar="FILE|none",
+        help="Policy file (default: $OMSIGN_POLICY, ~/.config/omsign/policy.yaml, /etc/omsign/policy.yaml).",
+        rich_help_panel="Policy",
     ),
 ) -> None:
     """Say which scope of the policy applies to REF, and why."""

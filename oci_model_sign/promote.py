@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import IntegrityError, UsageError
@@ -90,16 +91,29 @@ def copy(
     concurrency: int = 4,
     reporter: Reporter | None = None,
     use_cache: bool = True,
+    verify: bool = False,
+    policy_file: str | Path | None = None,
 ) -> CopyResult:
     """Copy a model (manifest, config, layers and, by default, every referrer) from SRC to DST.
 
-    ``tag`` names the tag at DST; None uses DST's own tag, else SRC's. With a ``policy``,
-    nothing is written to DST unless SRC verifies.
+    ``tag`` names the tag at DST; None uses DST's own tag, else SRC's. With a ``policy`` (a
+    verifier policy), nothing is written to DST unless SRC verifies. Without one, ``verify``
+    or a ``policy_file`` judges SRC by the trust policy file (``policy_file``,
+    ``$OMSIGN_POLICY``, the user's, the system's): an enforce-mode refusal writes nothing,
+    and ``verify`` with no scope for SRC is a ``UsageError``.
     """
     from .graph import copy_graph, walk
     from .store.blobcache import BlobLocationCache
+    from .trust import enforce_policy_file, load_in_force
     from .verify.discover import discover
 
+    by_file = policy is None and (verify or policy_file is not None)
+    loaded, why = load_in_force(policy_file) if by_file else (None, "")  # a bad file: exit 2 first
+    if by_file and verify and loaded is None:
+        raise UsageError(
+            "no policy, no verification",
+            hint="pass --key PUB, or --certificate-identity and --certificate-oidc-issuer, or --policy FILE",
+        )
     source, target = _ref(src_ref), _ref(dst_ref)
     src = open_store(source, src_options or StoreOptions())
     dst: Store | None = None
@@ -112,10 +126,19 @@ def copy(
                 hint="drop the digest from the destination, or name the right one",
             )
         verification = None
+        notes: list[str] = []
         if policy is not None:
             found = discover(src, manifest.descriptor, policy, layer_digests=_layer_digests(src, manifest.data))
             verification = found.result
             verification.raise_if_failed()
+        elif by_file:
+            trust = enforce_policy_file(
+                src, source, manifest.descriptor, loaded, why=why,
+                layer_digests=_layer_digests(src, manifest.data), required=verify,
+            )
+            verification = trust.verification
+            if trust.warned or not trust.applies:
+                notes.append(trust.reason)
         dst_tag = tag if tag is not None else (target.tag or source.tag)
         graph, skipped = walk(src, manifest.descriptor, referrers=referrers, manifest=manifest)
         dst = open_store(target, dst_options or StoreOptions(), create=True)
@@ -140,7 +163,7 @@ def copy(
             tag=dst_tag,
             stats=stats,
             verification=verification,
-            notes=[f"referrer {d} is listed at the source but unreadable there; not copied" for d in skipped],
+            notes=notes + [f"referrer {d} is listed at the source but unreadable there; not copied" for d in skipped],
         )
     finally:
         _close(src)

@@ -82,6 +82,7 @@ class Snapshot:
     fetched: list[str] = field(default_factory=list)  # relpaths downloaded by this call
     downloaded_bytes: int = 0
     verification: Any = None  # VerificationResult, or None when unsigned loading was allowed
+    trust: Any = None  # the policy file's TrustOutcome, when the policy file decided
 
 
 def default_cache_dir() -> Path:
@@ -99,13 +100,23 @@ def model_dir(reference: Reference, cache_dir: Path) -> Path:
     return cache_dir.joinpath(host, *reference.repository.split("/"))
 
 
-def check_policy(policy: Any, allow_unsigned: bool) -> None:
-    """Fail closed: loading an unverified model must be asked for in so many words."""
+def check_policy(policy: Any, allow_unsigned: bool, policy_file: str | Path | None = None) -> None:
+    """Fail closed: loading an unverified model must be asked for in so many words.
+
+    No ``policy`` at all falls back to the trust policy file (``policy_file``,
+    ``$OMSIGN_POLICY``, the user's, the system's); with none in force the load is refused.
+    """
     if policy is MISSING:
-        raise UsageError(
-            "no policy given for a verified load",
-            hint="pass policy=KeyPolicy(...)/IdentityPolicy(...), or policy=None with allow_unsigned=True",
-        )
+        from .trust import load_in_force
+
+        loaded, why = load_in_force(policy_file)
+        if loaded is None:
+            raise UsageError(
+                f"no policy given for a verified load ({why})",
+                hint="pass policy=KeyPolicy(...)/IdentityPolicy(...), set OMSIGN_POLICY to a policy file, "
+                "or policy=None with allow_unsigned=True",
+            )
+        return
     if policy is None and not allow_unsigned:
         raise UsageError(
             "policy=None loads an unverified model: refused without allow_unsigned=True",
@@ -122,17 +133,21 @@ def snapshot(
     cache_dir: str | Path | None = None,
     reporter: Reporter | None = None,
     rehash: bool = False,
+    policy_file: str | Path | None = None,
 ) -> Path:
     """The local folder of a verified model, downloaded only when its digest is not cached.
 
-    ``policy`` is required: a ``verify.policy`` object, or ``None`` together with
-    ``allow_unsigned=True`` to load a model nobody signed (never the default). ``rehash``
+    ``policy``: a ``verify.policy`` object; when not given, the trust policy file
+    (``policy_file``, ``$OMSIGN_POLICY``, the user's, the system's) must have a scope for the
+    model (none is a ``UsageError``; an enforce-mode refusal a ``VerificationError``; a
+    warn-mode failure is logged and the model loaded); ``None`` together with
+    ``allow_unsigned=True`` loads a model nobody signed (never the default). ``rehash``
     hashes every cached file instead of trusting the digest cache (whoever can write the
     digest database can vouch for a file, so it shares the cache folder's trust boundary).
     """
     return resolve_snapshot(
         ref, policy, allow_unsigned=allow_unsigned, options=options, cache_dir=cache_dir, reporter=reporter,
-        rehash=rehash,
+        rehash=rehash, policy_file=policy_file,
     ).path
 
 
@@ -146,12 +161,15 @@ def resolve_snapshot(
     reporter: Reporter | None = None,
     digest_cache: DigestCache | None = None,
     rehash: bool = False,
+    policy_file: str | Path | None = None,
 ) -> Snapshot:
     """``snapshot`` with the details: digests of every file (for load-time guards), what moved."""
     from .model.unpack import layer_digests, parse_model_manifest
+    from .trust import enforce_policy_file, load_in_force
     from .verify.discover import discover
 
-    check_policy(policy, allow_unsigned)
+    check_policy(policy, allow_unsigned, policy_file)
+    loaded, why = load_in_force(policy_file) if policy is MISSING else (None, "")
     reference = parse_reference(ref) if isinstance(ref, str) else ref
     options = options or StoreOptions()
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -163,7 +181,18 @@ def resolve_snapshot(
         manifest = store.get_manifest(desc.digest)
         model = parse_model_manifest(manifest.data, store.limits)
         verification = None
-        if policy is not None:
+        trust = None
+        if policy is MISSING:
+            trust = enforce_policy_file(
+                store, reference, manifest.descriptor, loaded, why=why, layer_digests=layer_digests(model),
+                required=True,
+            )
+            verification = trust.verification
+            if trust.warned:
+                import logging
+
+                logging.getLogger("oci_model_sign").warning("omsign: warning: %s", trust.reason)
+        elif policy is not None:
             found = discover(store, manifest.descriptor, policy, layer_digests=layer_digests(model))
             verification = found.result
             verification.raise_if_failed()
@@ -177,6 +206,7 @@ def resolve_snapshot(
             digest=desc.digest,
             reference=str(reference.pinned(desc.digest)),
             verification=verification,
+            trust=trust,
         )
         with _locked(home / LOCKS / f"{hexpart}.lock"):
             if snap.path.is_dir() and not snap.path.is_symlink():

@@ -101,6 +101,7 @@ class PullResult:
     files: list[LayerResult] = field(default_factory=list)
     downloaded_bytes: int = 0
     verification: Any = None
+    trust: Any = None  # the policy file's TrustOutcome, when a policy file was in force
 
     def __repr__(self) -> str:
         verified = "" if self.verification is None else f", verified={bool(self.verification.ok)}"
@@ -119,6 +120,8 @@ class PullResult:
         }
         if self.verification is not None:
             out["verification"] = self.verification.to_dict()
+        if self.trust is not None:
+            out["policy"] = self.trust.to_dict()
         return out
 
 

@@ -50,6 +50,71 @@ def same_tree(a: Path, b: Path, ignore: tuple[str, ...] = ()) -> bool:
     return all(same_tree(a / d, b / d, ignore) for d in cmp.common_dirs)
 
 
+def policy_steps(work: Path, base: str, signed_ref: str, keys: Path, env: dict[str, str]) -> bool:
+    """A trust policy file in force: pull verifies without --verify; an unsigned model is refused."""
+    step("a trust policy file: this repository must be signed by our key (enforce mode)")
+    policy = work / "policy.yaml"
+    policy.write_text(
+        "apiVersion: omsign/v1\n"
+        "scopes:\n"
+        f"  '{base}':\n"
+        "    mode: enforce\n"
+        "    authorities:\n"
+        f"      - {{name: release, key: {{path: {keys / 'cosign.pub'}}}, ignoreTlog: true}}\n"
+    )
+    print(policy.read_text().rstrip())
+    run("policy", "check", str(policy))
+    run("policy", "explain", "--policy", str(policy), signed_ref)
+    policy_env = dict(os.environ, OMSIGN_POLICY=str(policy))
+    step("push a changed copy of the model that nobody signs")
+    changed = work / "unsigned-model"
+    shutil.copytree(MODEL, changed)
+    (changed / "NOTES.txt").write_text("a change nobody reviewed\n")
+    unsigned_ref = f"{base}:unsigned"
+    run("push", str(changed), unsigned_ref, "--no-progress")
+    step("pull of the unsigned model under the policy: refused, no --verify needed")
+    refused = work / "policy-refused"
+    proc = run("pull", unsigned_ref, str(refused), "--no-progress", check=False, env=policy_env)
+    print(f"exit code {proc.returncode} (8 = verification); destination untouched: {not refused.exists()}")
+    if proc.returncode != 8 or refused.exists():
+        return False
+    step("pull of the signed model under the policy: verified automatically, then placed")
+    run("pull", signed_ref, str(work / "policy-admitted"), "--no-progress", env=policy_env)
+    return verified_from_pretrained(work, base, keys, env, policy)
+
+
+def verified_from_pretrained(work: Path, base: str, keys: Path, env: dict[str, str], policy: Path) -> bool:
+    """``from_pretrained("oci://...")`` through the verified cache (skipped without transformers)."""
+    try:
+        import torch  # noqa: F401
+        import transformers
+    except ImportError:
+        step("verified from_pretrained: skipped (transformers and torch are not installed: make test installs them)")
+        return True
+    step("a tiny transformers model, pushed and signed, loaded with from_pretrained('oci://...') under the policy")
+    folder = work / "tiny-bert"
+    config = transformers.BertConfig(num_hidden_layers=1, hidden_size=32, num_attention_heads=2, intermediate_size=37,
+                                     vocab_size=99)
+    transformers.BertModel(config).save_pretrained(folder)
+    ref = f"{base}:bert"
+    run("push", str(folder), ref, "--no-progress", "--sign", "--key", str(keys / "cosign.key"), "--no-tlog-upload",
+        env=env)
+    os.environ["OMSIGN_POLICY"] = str(policy)
+    os.environ.setdefault("XDG_CACHE_HOME", str(work / "cache"))
+    from oci_model_sign.integrations import transformers as oms_tf
+
+    name = "oci://" + ref
+    print(f">>> with oms_tf.verified(): transformers.AutoModel.from_pretrained({name!r})")
+    try:
+        with oms_tf.verified():
+            model = transformers.AutoModel.from_pretrained(name)
+    finally:
+        del os.environ["OMSIGN_POLICY"]
+    print(f"loaded {type(model).__name__} with {sum(p.numel() for p in model.parameters())} parameters, "
+          "signature verified by the policy file, weights checked against the signed digests")
+    return True
+
+
 def main() -> int:
     from tests import registry_server
 
@@ -102,6 +167,9 @@ def main() -> int:
         ms = subprocess.run(cmd, text=True, capture_output=True)
         print((ms.stdout + ms.stderr).strip())
         if ms.returncode != 0:
+            return 1
+
+        if not policy_steps(work, base, signed_ref, keys, env):
             return 1
 
         step("tamper with one weight blob in the registry's storage")

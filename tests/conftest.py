@@ -27,6 +27,8 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
     monkeypatch.delenv("OMSIGN_PASSWORD", raising=False)
     monkeypatch.delenv("COSIGN_PASSWORD", raising=False)
+    monkeypatch.delenv("OMSIGN_POLICY", raising=False)  # no policy file unless a test writes one
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
 
 
 def _memory_tmpdir(min_free: int = 2 << 30) -> str | None:

@@ -15,7 +15,6 @@ that cannot be reached at all ends the audit.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,14 +28,14 @@ from ..oci.descriptor import Descriptor, ManifestData
 from ..oci.mediatypes import (
     ANNOTATION_PREDICATE,
     BUNDLE_MEDIA_PREFIX,
-    MODEL_SIGNING_PREDICATE,
     SIMPLE_SIGNING_MEDIA_TYPE,
 )
-from ..policyfile import Authority, Decision, ScopePolicy, SignerInfo, TrustPolicy, decide
+from ..policyfile import Authority, Decision, ScopePolicy, TrustPolicy
 from ..reference import Reference, legacy_signature_tag, parse_reference
 from ..store.base import StoreOptions
 from ..store.registry import RegistryStore
 from ..store.session import RegistrySession
+from ..trust import PolicyCache, judge
 from .catalog import list_repositories
 from .claims import SignatureClaim, parse_bundle_claim, parse_legacy_claim
 
@@ -134,46 +133,10 @@ class Verifiers:
 
 
 def make_policy(options: dict[str, Any]) -> Any:
-    """The verifier's policy object for one authority's options (named as the CLI flags).
+    """The verifier's policy object for one authority's options (named as the CLI flags)."""
+    from ..verify.policy import policy_from_options
 
-    Uses ``verify.policy.policy_from_options`` when the verifier has it, so flags, policy
-    files and audits always build policies the same way.
-    """
-    from ..verify import policy as p
-
-    shared = getattr(p, "policy_from_options", None)
-    if callable(shared):
-        return shared(**options)
-    annotations = dict(options.get("annotations") or {})
-    if options.get("key") is not None:
-        return p.KeyPolicy(
-            options["key"],
-            ignore_tlog=bool(options.get("insecure_ignore_tlog")),
-            trusted_root=options.get("trust_config"),
-            annotations=annotations,
-        )
-    common: dict[str, Any] = {
-        "identity": options.get("certificate_identity"),
-        "identity_regexp": options.get("certificate_identity_regexp"),
-        "issuer": options.get("certificate_oidc_issuer"),
-        "issuer_regexp": options.get("certificate_oidc_issuer_regexp"),
-    }
-    if options.get("ca_roots") is not None:
-        return p.CertificateChainPolicy(
-            Path(options["ca_roots"]),
-            chain=Path(options["certificate_chain"]) if options.get("certificate_chain") else None,
-            ignore_tlog=bool(options.get("insecure_ignore_tlog")),
-            trusted_root=options.get("trust_config"),
-            annotations=annotations,
-            **common,
-        )
-    return p.IdentityPolicy(
-        trust_config=options.get("trust_config"),
-        staging=bool(options.get("staging")),
-        offline=bool(options.get("offline")),
-        annotations=annotations,
-        **common,
-    )
+    return policy_from_options(**options)
 
 
 def flag_scope(authority_options: dict[str, Any]) -> ScopePolicy:
@@ -308,25 +271,6 @@ def _collect_claims(store: Any, subject: str, model: ModelAudit) -> None:
         model.signatures.append(SignatureClaim(source=tag, format="legacy", error=exc.one_line()))
 
 
-def _signer_info(claim: SignatureClaim, authorities: list[Authority]) -> SignerInfo:
-    """One signature, one signer: it counts once towards a threshold however many authorities
-    verified it. With one verifying authority the signer names it; with several, ``decide``
-    matches it by fingerprint or identity (a CA authority needs its name, so it is named
-    whenever it is the only one)."""
-    first = authorities[0]
-    named = first.name if len(authorities) == 1 else None
-    if first.kind == "key":
-        return SignerInfo("key", fingerprint=first.fingerprint or claim.fingerprint, signed_at=claim.signed_at, authority=named)
-    return SignerInfo(
-        first.kind,
-        fingerprint=claim.fingerprint,
-        identity=claim.identity,
-        issuer=claim.issuer,
-        signed_at=claim.signed_at,
-        authority=named,
-    )
-
-
 class _ModelView:
     """One model's reads on a repository, memoised for the length of its audit.
 
@@ -373,19 +317,10 @@ class _Auditor:
     def __init__(self, verifiers: Verifiers, options: AuditOptions) -> None:
         self.verifiers = verifiers
         self.options = options
-        self._policies: dict[int, Any] = {}
-        self._lock = threading.Lock()
+        self._cache = PolicyCache()  # keys and trust roots load once for the whole walk
         self._signed_by_policy: Any = None
         if options.signed_by is not None and options.signed_by.key_path is not None:
             self._signed_by_policy = make_policy({"key": str(options.signed_by.key_path), "insecure_ignore_tlog": True})
-
-    def _policy(self, authority: Authority, annotations: dict[str, str]) -> Any:
-        # One policy object per authority for the whole walk: keys and trust roots load once.
-        key = id(authority)
-        with self._lock:
-            if key not in self._policies:
-                self._policies[key] = make_policy(authority.options(annotations))
-            return self._policies[key]
 
     def model(self, repository: RegistryStore, digest: str, tags: list[str]) -> ModelAudit | None:
         from ..model.unpack import layer_digests, parse_model_manifest
@@ -410,31 +345,20 @@ class _Auditor:
         by_source = {c.source: c for c in audit.signatures}
         digests = layer_digests(model)
         scope = self.verifiers.scope_for(f"{store.ref.repo_name}@{digest}")
-        signers: list[SignerInfo] = []
-        if scope is not None and scope.verifies:
-            admits: list[tuple[SignatureClaim, list[Authority]]] = []
-            for authority in scope.authorities:
-                found = discover(store, manifest.descriptor, self._policy(authority, scope.annotations), layer_digests=digests)
-                for cand in found.result.candidates:
-                    claim = by_source.get(cand.source)
-                    if not cand.ok or claim is None:
-                        continue
-                    claim.verified_by.append(authority.name)
-                    if authority.kind == "key" and claim.kind == "key":
-                        claim.fingerprint = authority.fingerprint  # proven by the key that verified it
-                    if cand.predicate_type is not None and claim.predicate_type is None:
-                        claim.predicate_type = cand.predicate_type
-                    # A model-signing bundle vouches for the files, not this manifest: it is
-                    # reported but does not admit the model (as in verify.discover).
-                    if cand.kind != "model-signing-bundle" and claim.predicate_type != MODEL_SIGNING_PREDICATE:
-                        entry = next((e for e in admits if e[0] is claim), None)
-                        if entry is None:
-                            admits.append((claim, [authority]))
-                        else:
-                            entry[1].append(authority)
-            signers = [_signer_info(claim, authorities) for claim, authorities in admits]
         if scope is not None:
-            audit.decision = decide(scope, signers)
+            # Signatures are read once and checked against every authority (``trust.judge``).
+            outcome = judge(store, manifest.descriptor, scope, layer_digests=digests, cache=self._cache)
+            for check in outcome.checks:
+                claim = by_source.get(check.source)
+                if claim is None or not check.verified_by:
+                    continue
+                claim.verified_by.extend(n for n in check.verified_by if n not in claim.verified_by)
+                keys = [a for a in (scope.authority(n) for n in check.verified_by) if a is not None and a.kind == "key"]
+                if keys and claim.kind == "key":
+                    claim.fingerprint = keys[0].fingerprint  # proven by the key that verified it
+                if check.predicate_type is not None and claim.predicate_type is None:
+                    claim.predicate_type = check.predicate_type
+            audit.decision = outcome.decision
         if self._signed_by_policy is not None and self.options.signed_by is not None:
             found = discover(store, manifest.descriptor, self._signed_by_policy, layer_digests=digests)
             fingerprint = self.options.signed_by.fingerprint

@@ -30,7 +30,9 @@ the cache folder in that window could still swap them. Prefer safetensors weight
 (models, tokenizers, configs, processors, feature extractors, image processors, generation
 configs) and of their subclasses already imported, and restores them on exit. Only ``oci://``
 names change behaviour; a thread that calls with an ``oci://`` name outside any ``verified()``
-block of its own gets a ``UsageError`` (no policy), never an unverified load.
+block of its own gets a ``UsageError`` (no policy), never an unverified load. With no
+``policy`` argument, the trust policy file decides (``$OMSIGN_POLICY``, the user's, the
+system's): its scope for the model must admit it, as for ``snapshot``.
 """
 
 from __future__ import annotations

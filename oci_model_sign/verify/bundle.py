@@ -330,7 +330,7 @@ def verify_bundle(
         check_claim_annotations(policy.annotations, subject.get("annotations"), "signed subject annotations")
         return CandidateResult(
             source, True, "verified", signer, predicate_type,
-            _string_annotations(subject.get("annotations")), kind,
+            _string_annotations(subject.get("annotations")), kind, signed_at=verified.integrated_time,
         )
     except CandidateRejected as exc:
         return CandidateResult(source, False, str(exc), signer, predicate_type, {}, kind)

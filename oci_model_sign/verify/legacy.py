@@ -118,7 +118,7 @@ def _check_sct(cert: x509.Certificate, chain: list[x509.Certificate], root: Any,
 
 def _verify_keyless(
     payload: bytes, sig: bytes, annotations: dict[str, str], policy: IdentityPolicy
-) -> str:
+) -> tuple[str, int | None]:
     leaf, chain = _certificates(annotations)
     key: Any = leaf.public_key()
     root = policy.root()
@@ -132,12 +132,12 @@ def _verify_keyless(
     policy.matcher().check(leaf)
     if not signature_is_valid(key, sig, payload):
         raise CandidateRejected("signature does not verify with the certificate's key")
-    return describe_certificate(leaf)
+    return describe_certificate(leaf), when
 
 
 def _verify_cert_chain(
     payload: bytes, sig: bytes, annotations: dict[str, str], policy: CertificateChainPolicy
-) -> str:
+) -> tuple[str, int | None]:
     leaf, chain = _certificates(annotations)
     key: Any = leaf.public_key()
     when = None if policy.ignore_tlog else _tlog_time(annotations, policy.root(), payload, sig, key)
@@ -146,16 +146,15 @@ def _verify_cert_chain(
     policy.matcher().check(leaf)
     if not signature_is_valid(key, sig, payload):
         raise CandidateRejected("signature does not verify with the certificate's key")
-    return describe_certificate(leaf)
+    return describe_certificate(leaf), when
 
 
-def _verify_key(payload: bytes, sig: bytes, annotations: dict[str, str], policy: KeyPolicy) -> str:
+def _verify_key(payload: bytes, sig: bytes, annotations: dict[str, str], policy: KeyPolicy) -> tuple[str, int | None]:
     key = policy.key()
     if not signature_is_valid(key, sig, payload):
         raise CandidateRejected("signature does not verify with the given public key")
-    if not policy.ignore_tlog:
-        _tlog_time(annotations, policy.root(), payload, sig, key)
-    return policy.fingerprint()
+    when = None if policy.ignore_tlog else _tlog_time(annotations, policy.root(), payload, sig, key)
+    return policy.fingerprint(), when
 
 
 def _claims(payload: bytes, subject_digest: str, require_type: bool) -> dict[str, Any]:
@@ -227,19 +226,20 @@ def verify_simple_signing(
             raise CandidateRejected(f"layer has no {ANNOTATION_SIGNATURE} annotation")
         sig = b64decode_lenient(encoded, "signature annotation")
         record = parse_legacy_record(payload, annotations, source)
+        when: int | None
         if isinstance(policy, KeyPolicy):
-            signer = _verify_key(record.payload, sig, annotations, policy)
+            signer, when = _verify_key(record.payload, sig, annotations, policy)
         elif isinstance(policy, IdentityPolicy):
-            signer = _verify_keyless(payload, sig, annotations, policy)
+            signer, when = _verify_keyless(payload, sig, annotations, policy)
         elif isinstance(policy, CertificateChainPolicy):
-            signer = _verify_cert_chain(payload, sig, annotations, policy)
+            signer, when = _verify_cert_chain(payload, sig, annotations, policy)
         else:
             raise CandidateRejected(f"unsupported policy {type(policy).__name__}")
         doc = _claims(payload, subject_digest, require_type)
         optional = doc.get("optional")
         check_claim_annotations(policy.annotations, optional, "payload's optional section")
         shown = {str(k): v if isinstance(v, str) else str(v) for k, v in optional.items()} if isinstance(optional, dict) else {}
-        return CandidateResult(source, True, "verified", signer, None, shown, "legacy")
+        return CandidateResult(source, True, "verified", signer, None, shown, "legacy", signed_at=when)
     except CandidateRejected as exc:
         return CandidateResult(source, False, str(exc), signer, None, {}, "legacy")
     except OmsignError:

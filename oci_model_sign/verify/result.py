@@ -31,9 +31,14 @@ class CandidateResult:
     predicate_type: str | None = None
     annotations: dict[str, str] = field(default_factory=dict)
     kind: CandidateKind = "cosign-bundle"
+    # The trusted signing time (epoch seconds of the verified tlog entry), when the policy
+    # checked one: what policy-file revocations with ``after`` judge. Not part of the JSON.
+    signed_at: int | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out.pop("signed_at", None)
+        return out
 
 
 # How far each candidate got, so the "best" failure (the one that got furthest) is reported.
