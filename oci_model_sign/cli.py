@@ -951,6 +951,16 @@ from .cli_audit import audit_command  # noqa: E402  (registered after the comman
 
 app.command("audit")(audit_command)
 
+from .cli_gate import gate_command  # noqa: E402
+
+command(
+    "gate",
+    example=(
+        "omsign gate --registry hub.example.com --policy policy.yaml --listen 127.0.0.1:8780",
+        "# in the registry's config.yml: notifications.endpoints: [{name: gate, url: http://127.0.0.1:8780/events}]",
+    ),
+)(gate_command)
+
 from .cli_policy import policy_app  # noqa: E402
 
 app.add_typer(policy_app, name="policy")
