@@ -218,12 +218,15 @@ def pull(
     write_model_sig: bool = True,
     reporter: Reporter | None = None,
     force: bool = False,
+    require_attestations: list[Any] | None = None,
 ) -> PullResult:
     """Pull a model into ``dest``; with a ``policy``, verify the signature before any layer.
 
     The tag is resolved once; everything after uses that digest, so a tag moved between
     verification and download cannot swap the model. ``dest`` must be absent or empty, unless
     ``force``: then its contents are replaced by the verified model in one swap.
+    ``require_attestations`` (``attest.parse_requirements``) must each be met by an attestation
+    that verifies by the same ``policy``, also before any layer is downloaded.
     """
     from .model.staging import check_destination
     from .model.unpack import layer_digests, parse_pulled_model
@@ -232,6 +235,8 @@ def pull(
 
     reference = _ref(ref)
     options = options or StoreOptions()
+    if require_attestations and policy is None:
+        raise UsageError("--require-attestation needs a policy (--verify with --key or an identity)")
     check_destination(Path(dest), replace=force)  # before any request
     store = open_store(reference, options)
     try:
@@ -245,6 +250,10 @@ def pull(
             found = discover(store, manifest.descriptor, policy, layer_digests=layer_digests(model))
             verification = found.result
             verification.raise_if_failed()
+            if require_attestations:
+                from .attestations import require_attestations as _require
+
+                _require(store, manifest.descriptor, policy, require_attestations)
             if write_model_sig and found.model_signing_bundle is not None:
                 from .verify.discover import model_sig_placement
 

@@ -235,6 +235,21 @@ def _pack_options(args: PackArgs) -> Any:
     )
 
 
+REQUIRE_ATTESTATION_HELP = (
+    "Also require a verified attestation of TYPE by the same signer policy, passing the CEL "
+    "check EXPR if given (repeatable); nothing is downloaded otherwise."
+)
+
+
+def _requirements(specs: list[str]) -> list[Any]:
+    """``--require-attestation`` values, parsed (and CEL compiled) before any request."""
+    if not specs:
+        return []
+    from .attestations import parse_requirements
+
+    return parse_requirements(specs)
+
+
 # -- commands -------------------------------------------------------------------------------
 ModelDir = Annotated[Path, typer.Argument(metavar="DIR", help="The model folder (or a single file).", show_default=False)]
 
@@ -365,6 +380,10 @@ def pull(
         typer.Option("--verify", help="Verify the signature before downloading (needs a policy).", rich_help_panel="Policy"),
     ] = False,
     policy_args: PolicyArgs,
+    require_attestation: Annotated[
+        list[str],
+        typer.Option("--require-attestation", metavar="TYPE[:EXPR]", help=REQUIRE_ATTESTATION_HELP, rich_help_panel="Policy"),
+    ] = [],  # noqa: B006
     no_model_signing_bundle: Annotated[
         bool,
         typer.Option(
@@ -377,6 +396,7 @@ def pull(
 ) -> None:
     """Pull a model; every layer is checked against its digest before files are placed."""
     options = _store_options(reg, transfer.concurrency)
+    requirements = _requirements(require_attestation)
     policy = None
     if verify or policy_args.given():
         policy = _policy_from(
@@ -389,6 +409,7 @@ def pull(
         result = api.pull(
             reference, dest, policy=policy, include=list(include) or None, options=options,
             write_model_sig=not no_model_signing_bundle, reporter=reporter, force=force,
+            require_attestations=requirements,
         )
     finally:
         reporter.close()
@@ -645,6 +666,10 @@ def copy(
         typer.Option("--verify", help="Write nothing unless the source verifies (needs a policy).", rich_help_panel="Policy"),
     ] = False,
     policy_args: PolicyArgs,
+    require_attestation: Annotated[
+        list[str],
+        typer.Option("--require-attestation", metavar="TYPE[:EXPR]", help=REQUIRE_ATTESTATION_HELP, rich_help_panel="Policy"),
+    ] = [],  # noqa: B006
     src_creds: Annotated[
         str | None,
         typer.Option("--src-creds", metavar="USER[:PASS]", help="Credentials for the source registry.", rich_help_panel="Registry"),
@@ -667,6 +692,7 @@ def copy(
     options = _store_options(reg, transfer.concurrency)
     src_options = _with_creds(options, src_creds, "--src-creds")
     dst_options = _with_creds(options, dest_creds, "--dest-creds")
+    requirements = _requirements(require_attestation)
     policy = None
     if verify or policy_args.given():
         policy = _policy_from(
@@ -681,7 +707,7 @@ def copy(
         result = promote.copy(
             source, target, src_options=src_options, dst_options=dst_options,
             referrers=not no_referrers, policy=policy, tag=tag, concurrency=transfer.concurrency,
-            reporter=reporter, use_cache=not no_cache,
+            reporter=reporter, use_cache=not no_cache, require_attestations=requirements,
         )
     finally:
         reporter.close()
@@ -865,6 +891,17 @@ def _exit(code: int) -> NoReturn:
 from .cli_audit import audit_command  # noqa: E402  (registered after the commands above)
 
 app.command("audit")(audit_command)
+
+from .cli_attest import Helpers as _AttestHelpers  # noqa: E402
+from .cli_attest import register as _register_attest  # noqa: E402
+
+_register_attest(
+    command,
+    _AttestHelpers(
+        store_options=_store_options, signer_from=_signer_from, policy_from=_policy_from,
+        annotations=_annotations, print_json=print_json,
+    ),
+)
 
 
 def main(argv: list[str] | None = None) -> None:

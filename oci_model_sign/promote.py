@@ -90,11 +90,13 @@ def copy(
     concurrency: int = 4,
     reporter: Reporter | None = None,
     use_cache: bool = True,
+    require_attestations: list[Any] | None = None,
 ) -> CopyResult:
     """Copy a model (manifest, config, layers and, by default, every referrer) from SRC to DST.
 
     ``tag`` names the tag at DST; None uses DST's own tag, else SRC's. With a ``policy``,
-    nothing is written to DST unless SRC verifies.
+    nothing is written to DST unless SRC verifies, and every ``require_attestations``
+    (``attest.parse_requirements``) is met by an attestation verified by the same policy.
     """
     from .graph import copy_graph, walk
     from .store.blobcache import BlobLocationCache
@@ -116,6 +118,12 @@ def copy(
             found = discover(src, manifest.descriptor, policy, layer_digests=_layer_digests(src, manifest.data))
             verification = found.result
             verification.raise_if_failed()
+            if require_attestations:
+                from .attestations import require_attestations as _require
+
+                _require(src, manifest.descriptor, policy, require_attestations)
+        elif require_attestations:
+            raise UsageError("--require-attestation needs a policy (--verify with --key or an identity)")
         dst_tag = tag if tag is not None else (target.tag or source.tag)
         graph, skipped = walk(src, manifest.descriptor, referrers=referrers, manifest=manifest)
         dst = open_store(target, dst_options or StoreOptions(), create=True)
