@@ -143,13 +143,15 @@ class AttestationVerification:
         if self.ok:
             return None
         digest, ptype = self.subject_digest, self.predicate_type
-        if not self.candidates:
-            return f"no attestation found for {digest}"
-        of_type = [c for c in self.candidates if c.result.predicate_type == ptype]
-        if not of_type and all(c.statement is not None for c in self.candidates):
-            found = sorted({str(c.result.predicate_type) for c in self.candidates})
+        attestations = [c for c in self.candidates if c.result.predicate_type not in SIGNATURE_PREDICATES]
+        if not attestations:
+            only = f" (only {len(self.candidates)} signature(s), which are not attestations)" if self.candidates else ""
+            return f"no attestation found for {digest}{only}"
+        of_type = [c for c in attestations if c.result.predicate_type == ptype]
+        if not of_type and all(c.statement is not None for c in attestations):
+            found = sorted({str(c.result.predicate_type) for c in attestations})
             return (
-                f"none of the {len(self.candidates)} attestation(s) of {digest} matched the predicate "
+                f"none of the {len(attestations)} attestation(s) of {digest} matched the predicate "
                 f"type {ptype} (found: {', '.join(found)[:300]})"
             )
         best = self._closest()
