@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TESTDATA
-from tests.helpers import keypair, other_keypair  # noqa: F401  (fixtures)
 from tests.pki import make_test_ca
 from tests.registry_server import RegistryServer
 from tests.sigstore_local.fixture import SigstoreLocal
@@ -26,6 +25,16 @@ EVAL_URI = "https://omsign.dev/eval/v1"
 ACCURACY_OK = 'predicate.metrics.exists(m, m.name == "accuracy" && m.value >= 0.9)'
 ACCURACY_HIGH = 'predicate.metrics.exists(m, m.name == "accuracy" && m.value >= 0.99)'
 PKI_IDENTITY = ("--certificate-identity", "signer@example.com", "--certificate-oidc-issuer-regexp", ".*")
+
+
+@pytest.fixture
+def keys(session_keypairs: dict[str, tuple[Path, Path]]) -> tuple[Path, Path]:
+    return session_keypairs["keys"]
+
+
+@pytest.fixture
+def other_keys(session_keypairs: dict[str, tuple[Path, Path]]) -> tuple[Path, Path]:
+    return session_keypairs["other-keys"]
 
 
 def key_verify(pub: Path) -> list[str]:
@@ -54,12 +63,12 @@ def key_sign(ref: str, key: Path) -> None:
 # -- attest + verify-attestation with every signer -------------------------------------------
 
 
-def test_key_attestation_verifies_and_outputs_the_predicate(base: str, model: Path, keypair: tuple[Path, Path]) -> None:
+def test_key_attestation_verifies_and_outputs_the_predicate(base: str, model: Path, keys: tuple[Path, Path]) -> None:
     ref = f"{base}:v1"
     digest = pushed(model, ref)
-    result = key_attest(ref, keypair[0], "--type", "eval", "--predicate", str(EVAL))
+    result = key_attest(ref, keys[0], "--type", "eval", "--predicate", str(EVAL))
     assert result["predicateType"] == EVAL_URI and result["digest"] == digest
-    proc = omsign("verify-attestation", ref, "--type", "eval", "--output", *key_verify(keypair[1]))
+    proc = omsign("verify-attestation", ref, "--type", "eval", "--output", *key_verify(keys[1]))
     assert proc.returncode == 0, proc.stderr
     predicates = json.loads(proc.stdout)
     assert [m["name"] for m in predicates[0]["metrics"]] == ["accuracy", "f1"]
@@ -96,92 +105,92 @@ def test_certificate_attestation_verifies_against_the_ca(base: str, model: Path,
 
 
 def test_key_attestation_logged_in_rekor_verifies_with_the_log(
-    repo: str, model: Path, keypair: tuple[Path, Path], sigstore_local: SigstoreLocal
+    repo: str, model: Path, keys: tuple[Path, Path], sigstore_local: SigstoreLocal
 ) -> None:
     ref = f"{repo}:v1"
     pushed(model, ref)
     proc = omsign(
-        "attest", "--key", str(keypair[0]), "--trust-config", str(sigstore_local.trust_config), ref,
+        "attest", "--key", str(keys[0]), "--trust-config", str(sigstore_local.trust_config), ref,
         "--type", "eval", "--predicate", str(EVAL), env=PW,
     )
     assert proc.returncode == 0, proc.stderr
-    ok = omsign("verify-attestation", ref, "--type", "eval", "--key", str(keypair[1]), "--trust-config", str(sigstore_local.trust_config))
+    ok = omsign("verify-attestation", ref, "--type", "eval", "--key", str(keys[1]), "--trust-config", str(sigstore_local.trust_config))
     assert ok.returncode == 0, ok.stderr
 
 
 # -- refusals, each one line --------------------------------------------------------------------
 
 
-def test_wrong_type_is_refused(base: str, model: Path, keypair: tuple[Path, Path]) -> None:
+def test_wrong_type_is_refused(base: str, model: Path, keys: tuple[Path, Path]) -> None:
     ref = f"{base}:v1"
     pushed(model, ref)
-    key_attest(ref, keypair[0], "--type", "eval", "--predicate", str(EVAL))
-    proc = omsign("verify-attestation", ref, "--type", "slsaprovenance1", *key_verify(keypair[1]))
+    key_attest(ref, keys[0], "--type", "eval", "--predicate", str(EVAL))
+    proc = omsign("verify-attestation", ref, "--type", "slsaprovenance1", *key_verify(keys[1]))
     assert_one_line_error(proc, 8)
     assert "none of the 1 attestation(s)" in proc.stderr and "https://slsa.dev/provenance/v1" in proc.stderr
 
 
 def test_wrong_signer_is_refused(
-    base: str, model: Path, keypair: tuple[Path, Path], other_keypair: tuple[Path, Path]
+    base: str, model: Path, keys: tuple[Path, Path], other_keys: tuple[Path, Path]
 ) -> None:
     ref = f"{base}:v1"
     pushed(model, ref)
-    key_attest(ref, keypair[0], "--type", "eval", "--predicate", str(EVAL))
-    proc = omsign("verify-attestation", ref, "--type", "eval", *key_verify(other_keypair[1]))
+    key_attest(ref, keys[0], "--type", "eval", "--predicate", str(EVAL))
+    proc = omsign("verify-attestation", ref, "--type", "eval", *key_verify(other_keys[1]))
     assert_one_line_error(proc, 8)
     assert "does not verify with the given public key" in proc.stderr
 
 
-def test_failing_cel_check_is_refused(base: str, model: Path, keypair: tuple[Path, Path]) -> None:
+def test_failing_cel_check_is_refused(base: str, model: Path, keys: tuple[Path, Path]) -> None:
     ref = f"{base}:v1"
     pushed(model, ref)
-    key_attest(ref, keypair[0], "--type", "eval", "--predicate", str(EVAL))
-    proc = omsign("verify-attestation", ref, "--type", "eval", "--predicate-check", ACCURACY_HIGH, *key_verify(keypair[1]))
+    key_attest(ref, keys[0], "--type", "eval", "--predicate", str(EVAL))
+    proc = omsign("verify-attestation", ref, "--type", "eval", "--predicate-check", ACCURACY_HIGH, *key_verify(keys[1]))
     assert_one_line_error(proc, 8)
     assert "is false" in proc.stderr
 
 
-def test_schema_violation_is_refused(base: str, model: Path, keypair: tuple[Path, Path], tmp_path: Path) -> None:
+def test_schema_violation_is_refused(base: str, model: Path, keys: tuple[Path, Path], tmp_path: Path) -> None:
     ref = f"{base}:v1"
     pushed(model, ref)
-    key_attest(ref, keypair[0], "--type", "eval", "--predicate", str(EVAL))
+    key_attest(ref, keys[0], "--type", "eval", "--predicate", str(EVAL))
     schema = tmp_path / "strict.schema.json"
     schema.write_text(json.dumps({
         "$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object", "required": ["reviewer"],
     }))
-    proc = omsign("verify-attestation", ref, "--type", "eval", "--predicate-schema", str(schema), *key_verify(keypair[1]))
+    proc = omsign("verify-attestation", ref, "--type", "eval", "--predicate-schema", str(schema), *key_verify(keys[1]))
     assert_one_line_error(proc, 8)
     assert "does not match schema strict.schema.json" in proc.stderr
     shipped = TESTDATA.parent / "docs" / "predicates" / "eval-v1.schema.json"
-    ok = omsign("verify-attestation", ref, "--type", "eval", "--predicate-schema", str(shipped), *key_verify(keypair[1]))
+    ok = omsign("verify-attestation", ref, "--type", "eval", "--predicate-schema", str(shipped), *key_verify(keys[1]))
     assert ok.returncode == 0, ok.stderr
 
 
-def test_bad_cel_expression_is_a_usage_error_before_any_request(keypair: tuple[Path, Path]) -> None:
-    proc = omsign("verify-attestation", "127.0.0.1:1/nowhere:v1", "--type", "eval", "--predicate-check", "predicate.(", *key_verify(keypair[1]))
+def test_bad_cel_expression_is_a_usage_error_before_any_request(keys: tuple[Path, Path]) -> None:
+    proc = omsign("verify-attestation", "127.0.0.1:1/nowhere:v1", "--type", "eval", "--predicate-check", "predicate.(", *key_verify(keys[1]))
     assert_one_line_error(proc, 2)
 
 
-def test_a_signature_never_satisfies_verify_attestation(base: str, model: Path, keypair: tuple[Path, Path]) -> None:
+def test_a_signature_never_satisfies_verify_attestation(base: str, model: Path, keys: tuple[Path, Path]) -> None:
     ref = f"{base}:v1"
     pushed(model, ref)
-    key_sign(ref, keypair[0])
+    key_sign(ref, keys[0])
     for type_ in ("https://sigstore.dev/cosign/sign/v1", "https://model_signing/signature/v1.0"):
-        asked = omsign("verify-attestation", ref, "--type", type_, *key_verify(keypair[1]))
+        asked = omsign("verify-attestation", ref, "--type", type_, *key_verify(keys[1]))
         assert_one_line_error(asked, 2)
-    custom = omsign("verify-attestation", ref, *key_verify(keypair[1]))
+    custom = omsign("verify-attestation", ref, *key_verify(keys[1]))
     assert_one_line_error(custom, 8)
 
 
-def test_an_attestation_never_admits_a_model(base: str, model: Path, keypair: tuple[Path, Path], tmp_path: Path) -> None:
+def test_an_attestation_never_admits_a_model(base: str, model: Path, keys: tuple[Path, Path], tmp_path: Path) -> None:
     ref = f"{base}:v1"
     pushed(model, ref)
-    key_attest(ref, keypair[0], "--type", "eval", "--predicate", str(EVAL))
-    verified = omsign("verify", ref, *key_verify(keypair[1]))
+    key_attest(ref, keys[0], "--type", "eval", "--predicate", str(EVAL))
+    verified = omsign("verify", ref, *key_verify(keys[1]))
     assert_one_line_error(verified, 8)
     assert "does not admit a model" in verified.stderr
     dest = tmp_path / "out"
-    pulled = omsign("pull", ref, str(dest), "--verify", *key_verify(keypair[1]))
+    pulled = omsign("pull", ref, str(dest), "--verify", *key_verify(keys[1]))
     assert_one_line_error(pulled, 8)
     assert not dest.exists()
 
@@ -190,13 +199,13 @@ def test_an_attestation_never_admits_a_model(base: str, model: Path, keypair: tu
 
 
 def test_referrer_manifest_and_bundle_have_cosign_v3_shape(
-    repo: str, registry: RegistryServer, model: Path, keypair: tuple[Path, Path]
+    repo: str, registry: RegistryServer, model: Path, keys: tuple[Path, Path]
 ) -> None:
     import httpx
 
     ref = f"{repo}:v1"
     digest = pushed(model, ref)
-    result = key_attest(ref, keypair[0], "--type", "eval", "--predicate", str(EVAL))
+    result = key_attest(ref, keys[0], "--type", "eval", "--predicate", str(EVAL))
     name = repo.split("/", 1)[1]
     with httpx.Client(base_url=f"http://{registry.host}/v2/{name}") as http:
         subject = http.head(f"/manifests/{digest}", headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
@@ -245,11 +254,11 @@ def test_referrer_manifest_and_bundle_have_cosign_v3_shape(
     assert statement["predicateType"] == EVAL_URI
 
 
-def test_model_card_attestation_round_trips_the_card(base: str, model: Path, keypair: tuple[Path, Path]) -> None:
+def test_model_card_attestation_round_trips_the_card(base: str, model: Path, keys: tuple[Path, Path]) -> None:
     ref = f"{base}:v1"
     pushed(model, ref)
-    key_attest(ref, keypair[0], "--type", "modelcard", "--from-card", str(CARD))
-    proc = omsign("verify-attestation", ref, "--type", "modelcard", "--output", *key_verify(keypair[1]))
+    key_attest(ref, keys[0], "--type", "modelcard", "--from-card", str(CARD))
+    proc = omsign("verify-attestation", ref, "--type", "modelcard", "--output", *key_verify(keys[1]))
     assert proc.returncode == 0, proc.stderr
     (card,) = json.loads(proc.stdout)
     assert card["card"]["digest"]["sha256"] == hashlib.sha256(CARD.read_bytes()).hexdigest()
@@ -260,16 +269,16 @@ def test_model_card_attestation_round_trips_the_card(base: str, model: Path, key
 
 
 def test_legacy_format_writes_the_att_tag_and_merges(
-    repo: str, registry: RegistryServer, model: Path, keypair: tuple[Path, Path], tmp_path: Path
+    repo: str, registry: RegistryServer, model: Path, keys: tuple[Path, Path], tmp_path: Path
 ) -> None:
     import httpx
 
     ref = f"{repo}:v1"
     digest = pushed(model, ref)
-    key_attest(ref, keypair[0], "--type", "eval", "--predicate", str(EVAL), "--format", "legacy")
+    key_attest(ref, keys[0], "--type", "eval", "--predicate", str(EVAL), "--format", "legacy")
     custom = tmp_path / "note.txt"
     custom.write_text("reviewed")
-    key_attest(ref, keypair[0], "--predicate", str(custom), "--format", "legacy")
+    key_attest(ref, keys[0], "--predicate", str(custom), "--format", "legacy")
     name = repo.split("/", 1)[1]
     with httpx.Client(base_url=f"http://{registry.host}/v2/{name}") as http:
         att = http.get(f"/manifests/sha256-{digest.split(':')[1]}.att", headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}).json()
@@ -283,48 +292,48 @@ def test_legacy_format_writes_the_att_tag_and_merges(
     ]
     assert list(envelope) == ["payload", "payloadType", "signatures"]
     for type_ in ("eval", "custom"):
-        ok = omsign("verify-attestation", ref, "--type", type_, *key_verify(keypair[1]))
+        ok = omsign("verify-attestation", ref, "--type", type_, *key_verify(keys[1]))
         assert ok.returncode == 0, ok.stderr
 
 
 def test_legacy_attestation_verifies_on_the_layout_and_refuses_another_key(
-    tmp_path: Path, model: Path, keypair: tuple[Path, Path], other_keypair: tuple[Path, Path]
+    tmp_path: Path, model: Path, keys: tuple[Path, Path], other_keys: tuple[Path, Path]
 ) -> None:
     ref = f"oci:{tmp_path / 'store'}:v1"
     pushed(model, ref)
-    key_attest(ref, keypair[0], "--type", "eval", "--predicate", str(EVAL), "--format", "legacy")
-    ok = omsign("verify-attestation", ref, "--type", "eval", "--predicate-check", ACCURACY_OK, *key_verify(keypair[1]))
+    key_attest(ref, keys[0], "--type", "eval", "--predicate", str(EVAL), "--format", "legacy")
+    ok = omsign("verify-attestation", ref, "--type", "eval", "--predicate-check", ACCURACY_OK, *key_verify(keys[1]))
     assert ok.returncode == 0, ok.stderr
-    refused = omsign("verify-attestation", ref, "--type", "eval", *key_verify(other_keypair[1]))
+    refused = omsign("verify-attestation", ref, "--type", "eval", *key_verify(other_keys[1]))
     assert_one_line_error(refused, 8)
 
 
 def test_replace_drops_this_signers_earlier_attestation_only(
-    base: str, model: Path, keypair: tuple[Path, Path], other_keypair: tuple[Path, Path], tmp_path: Path
+    base: str, model: Path, keys: tuple[Path, Path], other_keys: tuple[Path, Path], tmp_path: Path
 ) -> None:
     ref = f"{base}:v1"
     pushed(model, ref)
-    first = key_attest(ref, keypair[0], "--type", "eval", "--predicate", str(EVAL))
-    theirs = key_attest(ref, other_keypair[0], "--type", "eval", "--predicate", str(EVAL))
+    first = key_attest(ref, keys[0], "--type", "eval", "--predicate", str(EVAL))
+    theirs = key_attest(ref, other_keys[0], "--type", "eval", "--predicate", str(EVAL))
     better = tmp_path / "eval.json"
     doc = json.loads(EVAL.read_text())
     doc["metrics"] = {"accuracy": 0.95}
     better.write_text(json.dumps(doc))
-    second = key_attest(ref, keypair[0], "--type", "eval", "--predicate", str(better), "--replace")
+    second = key_attest(ref, keys[0], "--type", "eval", "--predicate", str(better), "--replace")
     assert second["replaced"] == [first["attestation"]]
     tree = json.loads(omsign("tree", ref, "--json").stdout)
     listed = {e["source"].split()[-1] for e in tree["entries"] if e["kind"] == "attestation"}
     assert listed == {theirs["attestation"], second["attestation"]}
-    proc = omsign("verify-attestation", ref, "--type", "eval", "--output", *key_verify(keypair[1]))
+    proc = omsign("verify-attestation", ref, "--type", "eval", "--output", *key_verify(keys[1]))
     assert proc.returncode == 0, proc.stderr
     assert [p["metrics"] for p in json.loads(proc.stdout)] == [[{"name": "accuracy", "value": 0.95}]]
 
 
-def test_legacy_replace_drops_earlier_layers_of_the_type(base: str, model: Path, keypair: tuple[Path, Path]) -> None:
+def test_legacy_replace_drops_earlier_layers_of_the_type(base: str, model: Path, keys: tuple[Path, Path]) -> None:
     ref = f"{base}:v1"
     pushed(model, ref)
-    key_attest(ref, keypair[0], "--type", "eval", "--predicate", str(EVAL), "--format", "legacy")
-    again = key_attest(ref, keypair[0], "--type", "eval", "--predicate", str(EVAL), "--format", "legacy", "--replace")
+    key_attest(ref, keys[0], "--type", "eval", "--predicate", str(EVAL), "--format", "legacy")
+    again = key_attest(ref, keys[0], "--type", "eval", "--predicate", str(EVAL), "--format", "legacy", "--replace")
     assert again["replaced"]
     tree = json.loads(omsign("tree", ref, "--json").stdout)
     assert len([e for e in tree["entries"] if e["kind"] == "attestation"]) == 1
@@ -338,13 +347,13 @@ def gated_pull(ref: str, dest: Path, pub: Path, *requirements: str) -> object:
     return omsign("pull", ref, str(dest), "--verify", *key_verify(pub), *args)
 
 
-def test_gated_pull_passes_with_signature_and_passing_eval(base: str, model: Path, keypair: tuple[Path, Path], tmp_path: Path) -> None:
+def test_gated_pull_passes_with_signature_and_passing_eval(base: str, model: Path, keys: tuple[Path, Path], tmp_path: Path) -> None:
     ref = f"{base}:v1"
     pushed(model, ref)
-    key_sign(ref, keypair[0])
-    key_attest(ref, keypair[0], "--type", "eval", "--predicate", str(EVAL))
+    key_sign(ref, keys[0])
+    key_attest(ref, keys[0], "--type", "eval", "--predicate", str(EVAL))
     dest = tmp_path / "out"
-    proc = gated_pull(ref, dest, keypair[1], f"eval:{ACCURACY_OK}")
+    proc = gated_pull(ref, dest, keys[1], f"eval:{ACCURACY_OK}")
     assert proc.returncode == 0, proc.stderr  # type: ignore[attr-defined]
     got = files_of(dest)
     got.pop("model.sig")
@@ -353,40 +362,40 @@ def test_gated_pull_passes_with_signature_and_passing_eval(base: str, model: Pat
 
 @pytest.mark.parametrize("attested", [False, True], ids=["missing", "failing"])
 def test_gated_pull_refuses_missing_or_failing_eval_and_leaves_dest_untouched(
-    base: str, model: Path, keypair: tuple[Path, Path], tmp_path: Path, attested: bool
+    base: str, model: Path, keys: tuple[Path, Path], tmp_path: Path, attested: bool
 ) -> None:
     ref = f"{base}:v1"
     pushed(model, ref)
-    key_sign(ref, keypair[0])
+    key_sign(ref, keys[0])
     if attested:
-        key_attest(ref, keypair[0], "--type", "eval", "--predicate", str(EVAL))
+        key_attest(ref, keys[0], "--type", "eval", "--predicate", str(EVAL))
     dest = tmp_path / "out"
     dest.mkdir()
-    proc = omsign("pull", ref, str(dest), "--verify", *key_verify(keypair[1]), "--require-attestation", f"eval:{ACCURACY_HIGH}")
+    proc = omsign("pull", ref, str(dest), "--verify", *key_verify(keys[1]), "--require-attestation", f"eval:{ACCURACY_HIGH}")
     assert_one_line_error(proc, 8)
     assert ("is false" if attested else "no attestation found") in proc.stderr
     assert list(dest.iterdir()) == []
 
 
 def test_gated_pull_refuses_an_eval_by_another_signer(
-    base: str, model: Path, keypair: tuple[Path, Path], other_keypair: tuple[Path, Path], tmp_path: Path
+    base: str, model: Path, keys: tuple[Path, Path], other_keys: tuple[Path, Path], tmp_path: Path
 ) -> None:
     ref = f"{base}:v1"
     pushed(model, ref)
-    key_sign(ref, keypair[0])
-    key_attest(ref, other_keypair[0], "--type", "eval", "--predicate", str(EVAL))
+    key_sign(ref, keys[0])
+    key_attest(ref, other_keys[0], "--type", "eval", "--predicate", str(EVAL))
     dest = tmp_path / "out"
-    proc = omsign("pull", ref, str(dest), "--verify", *key_verify(keypair[1]), "--require-attestation", "eval")
+    proc = omsign("pull", ref, str(dest), "--verify", *key_verify(keys[1]), "--require-attestation", "eval")
     assert_one_line_error(proc, 8)
     assert not dest.exists()
 
 
-def test_gated_pull_refuses_an_attestation_without_a_signature(base: str, model: Path, keypair: tuple[Path, Path], tmp_path: Path) -> None:
+def test_gated_pull_refuses_an_attestation_without_a_signature(base: str, model: Path, keys: tuple[Path, Path], tmp_path: Path) -> None:
     ref = f"{base}:v1"
     pushed(model, ref)
-    key_attest(ref, keypair[0], "--type", "eval", "--predicate", str(EVAL))
+    key_attest(ref, keys[0], "--type", "eval", "--predicate", str(EVAL))
     dest = tmp_path / "out"
-    proc = omsign("pull", ref, str(dest), "--verify", *key_verify(keypair[1]), "--require-attestation", "eval")
+    proc = omsign("pull", ref, str(dest), "--verify", *key_verify(keys[1]), "--require-attestation", "eval")
     assert_one_line_error(proc, 8)
     assert not dest.exists()
 
@@ -397,17 +406,17 @@ def test_require_attestation_without_a_policy_is_a_usage_error(tmp_path: Path) -
 
 
 def test_gated_copy_writes_nothing_when_the_eval_fails(
-    repo: str, model: Path, keypair: tuple[Path, Path], tmp_path: Path
+    repo: str, model: Path, keys: tuple[Path, Path], tmp_path: Path
 ) -> None:
     ref = f"{repo}:v1"
     pushed(model, ref)
-    key_sign(ref, keypair[0])
-    key_attest(ref, keypair[0], "--type", "eval", "--predicate", str(EVAL))
+    key_sign(ref, keys[0])
+    key_attest(ref, keys[0], "--type", "eval", "--predicate", str(EVAL))
     target = tmp_path / "dst"
-    refused = omsign("copy", "--verify", *key_verify(keypair[1]), "--require-attestation", f"eval:{ACCURACY_HIGH}", ref, f"oci:{target}:v1")
+    refused = omsign("copy", "--verify", *key_verify(keys[1]), "--require-attestation", f"eval:{ACCURACY_HIGH}", ref, f"oci:{target}:v1")
     assert_one_line_error(refused, 8)
     assert not target.exists()
-    copied = omsign("copy", "--verify", *key_verify(keypair[1]), "--require-attestation", f"eval:{ACCURACY_OK}", ref, f"oci:{target}:v1")
+    copied = omsign("copy", "--verify", *key_verify(keys[1]), "--require-attestation", f"eval:{ACCURACY_OK}", ref, f"oci:{target}:v1")
     assert copied.returncode == 0, copied.stderr
-    ok = omsign("verify-attestation", f"oci:{target}:v1", "--type", "eval", *key_verify(keypair[1]))
+    ok = omsign("verify-attestation", f"oci:{target}:v1", "--type", "eval", *key_verify(keys[1]))
     assert ok.returncode == 0, ok.stderr
