@@ -232,6 +232,7 @@ def _pack_options(args: PackArgs) -> Any:
         pack_dirs=list(args.pack_dir),
         compress="zstd" if args.compress == "zstd" else None,
         media_types=args.media_types,
+        artifact_kind=args.artifact_type,
     )
 
 
