@@ -420,3 +420,33 @@ def test_gated_copy_writes_nothing_when_the_eval_fails(
     assert copied.returncode == 0, copied.stderr
     ok = omsign("verify-attestation", f"oci:{target}:v1", "--type", "eval", *key_verify(keys[1]))
     assert ok.returncode == 0, ok.stderr
+
+
+def test_keyless_legacy_attestation_carries_certificate_and_rekor_bundle(
+    repo: str, model: Path, sigstore_local: SigstoreLocal
+) -> None:
+    ref = f"{repo}:v1"
+    pushed(model, ref)
+    proc = omsign(
+        "attest", ref, "--type", "eval", "--predicate", str(EVAL), "--format", "legacy",
+        "--trust-config", str(sigstore_local.trust_config), "--identity-token", sigstore_local.token(ALICE, ISSUER),
+    )
+    assert proc.returncode == 0, proc.stderr
+    ok = omsign("verify-attestation", ref, "--type", "eval", *identity_policy(sigstore_local))
+    assert ok.returncode == 0, ok.stderr
+    other = omsign("verify-attestation", ref, "--type", "eval", *identity_policy(sigstore_local, identity="mallory@example.com"))
+    assert_one_line_error(other, 8)
+
+
+def test_key_legacy_attestation_logged_in_rekor_verifies_with_the_log(
+    repo: str, model: Path, keys: tuple[Path, Path], sigstore_local: SigstoreLocal
+) -> None:
+    ref = f"{repo}:v1"
+    pushed(model, ref)
+    proc = omsign(
+        "attest", "--key", str(keys[0]), "--trust-config", str(sigstore_local.trust_config), ref,
+        "--type", "eval", "--predicate", str(EVAL), "--format", "legacy", env=PW,
+    )
+    assert proc.returncode == 0, proc.stderr
+    ok = omsign("verify-attestation", ref, "--type", "eval", "--key", str(keys[1]), "--trust-config", str(sigstore_local.trust_config))
+    assert ok.returncode == 0, ok.stderr
