@@ -1,7 +1,7 @@
 """`make demo`: the main job end to end, narrated.
 
-push -> inspect -> pull -> compare; then generate a key pair, push --sign, pull --verify, tamper
-with one blob in the registry's storage and watch `pull --verify` refuse it. Uses a throwaway
+push -> inspect -> pull -> compare; then generate a key pair, push --sign, pull --verify, attest
+an evaluation, show the tree, pull through the attestation gate; then tamper with one blob in the registry's storage and watch `pull --verify` refuse it. Uses a throwaway
 local registry (Debian's docker-registry) or, when none is installed, the on-disk layout store.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import filecmp
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -28,7 +29,7 @@ def step(text: str) -> None:
 def run(
     *args: str, check: bool = True, env: dict[str, str] | None = None, quiet: bool = False
 ) -> subprocess.CompletedProcess[str]:
-    print("$ omsign " + " ".join(args), flush=True)
+    print("$ omsign " + shlex.join(args), flush=True)
     proc = subprocess.run([*OMSIGN, *args], text=True, capture_output=True, env=env)
     if proc.stdout and not quiet:
         print(proc.stdout.rstrip())
@@ -102,6 +103,24 @@ def main() -> int:
         ms = subprocess.run(cmd, text=True, capture_output=True)
         print((ms.stdout + ms.stderr).strip())
         if ms.returncode != 0:
+            return 1
+
+        step("attest: sign the model's evaluation results as an in-toto statement (cosign v3 referrer)")
+        pub = ["--key", str(keys / "cosign.pub"), "--insecure-ignore-tlog"]
+        run("attest", signed_ref, "--key", str(keys / "cosign.key"), "--no-tlog-upload", "--type", "eval",
+            "--predicate", str(ROOT / "testdata" / "modelcards" / "eval.json"), env=env)
+        step("tree: everything attached to the model (described, not verified), with the dataset it names")
+        run("tree", signed_ref)
+        step("a gated pull: the signature AND an evaluation with accuracy >= 0.9, before any download")
+        gate = 'eval:predicate.metrics.exists(m, m.name == "accuracy" && m.value >= {})'
+        gated = work / "gated"
+        run("pull", signed_ref, str(gated), "--verify", *pub, "--require-attestation", gate.format("0.9"), "--no-progress")
+        step("the same gate at accuracy >= 0.99 refuses the model; nothing is downloaded")
+        strict = work / "strict"
+        proc = run("pull", signed_ref, str(strict), "--verify", *pub, "--require-attestation", gate.format("0.99"),
+                   "--no-progress", check=False)
+        print(f"exit code {proc.returncode} (8 = verification); destination untouched: {not strict.exists()}")
+        if proc.returncode != 8 or strict.exists():
             return 1
 
         step("tamper with one weight blob in the registry's storage")
