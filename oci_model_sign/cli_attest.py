@@ -7,7 +7,6 @@ mounts them (so this module never imports ``cli``, which may be running as ``__m
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -213,10 +212,3 @@ def register(command: Callable[..., Callable[[Any], Any]], h: Helpers) -> None:
         sys.stdout.write("\n".join(tree_lines(result)) + "\n")
         sys.stdout.flush()
 
-
-def requirement_option_help() -> str:
-    return "Also require a verified attestation of TYPE (alias or URI), optionally passing a CEL check: TYPE[:EXPR] (repeatable)."
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, indent=2, sort_keys=True)

@@ -102,6 +102,8 @@ def copy(
     from .store.blobcache import BlobLocationCache
     from .verify.discover import discover
 
+    if require_attestations and policy is None:
+        raise UsageError("--require-attestation needs a policy (--verify with --key or an identity)")
     source, target = _ref(src_ref), _ref(dst_ref)
     src = open_store(source, src_options or StoreOptions())
     dst: Store | None = None
@@ -122,8 +124,6 @@ def copy(
                 from .attestations import require_attestations as _require
 
                 _require(src, manifest.descriptor, policy, require_attestations)
-        elif require_attestations:
-            raise UsageError("--require-attestation needs a policy (--verify with --key or an identity)")
         dst_tag = tag if tag is not None else (target.tag or source.tag)
         graph, skipped = walk(src, manifest.descriptor, referrers=referrers, manifest=manifest)
         dst = open_store(target, dst_options or StoreOptions(), create=True)

@@ -450,3 +450,32 @@ def test_key_legacy_attestation_logged_in_rekor_verifies_with_the_log(
     assert proc.returncode == 0, proc.stderr
     ok = omsign("verify-attestation", ref, "--type", "eval", "--key", str(keys[1]), "--trust-config", str(sigstore_local.trust_config))
     assert ok.returncode == 0, ok.stderr
+
+
+def test_ml_bom_attestation_names_the_dataset_and_validates_with_cyclonedx(
+    repo: str, model: Path, keys: tuple[Path, Path]
+) -> None:
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    ref = f"{repo}:v1"
+    pushed(model, ref)
+    data = f"{repo}-data@sha256:{'ab' * 32}"
+    key_attest(ref, keys[0], "--type", "cyclonedx", "--from-card", str(CARD), "--dependency", f"dataset={data}")
+    proc = omsign("verify-attestation", ref, "--type", "cyclonedx", "--output", *key_verify(keys[1]))
+    assert proc.returncode == 0, proc.stderr
+    (bom,) = json.loads(proc.stdout)
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(json.dumps(bom)) is None
+    tree = json.loads(omsign("tree", ref, "--json").stdout)
+    assert {"sha256": "ab" * 32} in [x["digest"] for x in tree["links"] if x["role"] == "dataset"]
+
+
+def test_the_api_exports_attest_verify_attestation_and_tree_lazily() -> None:
+    import oci_model_sign as oms
+
+    assert callable(oms.attest) and callable(oms.verify_attestation) and callable(oms.tree)
+    import oci_model_sign.attestations as attestations  # loading the modules does not shadow the functions
+    import oci_model_sign.referrer_tree as referrer_tree
+
+    assert callable(oms.attest) and callable(oms.tree)
+    assert oms.attest is attestations.attest and oms.tree is referrer_tree.tree
