@@ -479,3 +479,19 @@ def test_the_api_exports_attest_verify_attestation_and_tree_lazily() -> None:
 
     assert callable(oms.attest) and callable(oms.tree)
     assert oms.attest is attestations.attest and oms.tree is referrer_tree.tree
+
+
+def test_a_real_cosign_attestation_passes_for_its_type_and_is_dropped_for_another(interop: Path) -> None:
+    from oci_model_sign.verify.attestation import check_bundle_attestation
+    from oci_model_sign.verify.policy import IdentityPolicy
+    from tests.test_interop_vectors import ATTESTATION_DIGEST, trusted_root
+
+    bundle = (interop / "sigstore-cosign" / "oci-attestation-keyless" / "oci-attestation.sigstore.json").read_bytes()
+    policy = IdentityPolicy(identity="cody@soyland.com", issuer="https://github.com/login/oauth",
+                            trust_config=trusted_root(interop), offline=True)
+    custom = "https://cosign.sigstore.dev/attestation/v1"
+    ok = check_bundle_attestation(bundle, ATTESTATION_DIGEST, policy, custom, source="referrer")
+    assert ok.result.ok, ok.result.reason
+    assert ok.statement is not None and ok.statement["predicateType"] == custom
+    dropped = check_bundle_attestation(bundle, ATTESTATION_DIGEST, policy, EVAL_URI, source="referrer")
+    assert not dropped.result.ok and "dropped" in dropped.result.reason
