@@ -19,22 +19,37 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
-from .oci.mediatypes import ANNOTATION_PREDICATE
+from .oci.mediatypes import (
+    ANNOTATION_PREDICATE,
+    COSIGN_SIGN_PREDICATE,
+    MODEL_SIGNING_PREDICATE,
+    MODEL_SIGNING_PREDICATE_COMPAT,
+)
 from .predicates.build import PredicateInputs
-from .predicates.policy import PredicateCheck, PredicatePolicy
 from .reference import Reference, parse_reference
-from .signing.signers import Signer
 from .store import open_store
 from .store.base import StoreOptions
-from .verify.attestation import (
-    AttestationVerification,
-    check_attestation_type,
-    collect_attestations,
-)
-from .verify.policy import Policy
+
+if TYPE_CHECKING:  # verification loads only when something is verified: attest stays fast
+    from .predicates.policy import PredicateCheck, PredicatePolicy
+    from .signing.signers import Signer
+    from .verify.attestation import AttestationVerification
+    from .verify.policy import Policy
+
+SIGNATURE_PREDICATES = (COSIGN_SIGN_PREDICATE, MODEL_SIGNING_PREDICATE, MODEL_SIGNING_PREDICATE_COMPAT)
+
+
+def check_attestation_type(predicate_type: str) -> str:
+    """Refuse a type that names a signature (see ``verify.attestation``)."""
+    if predicate_type in SIGNATURE_PREDICATES:
+        from .verify.attestation import check_attestation_type as check
+
+        check(predicate_type)  # raises
+    return predicate_type
+
 
 FORMATS = ("bundle", "legacy")
 
@@ -199,6 +214,8 @@ def verify_attestation(
 
     if policy is None:
         raise UsageError("no policy, no verification", hint="pass --key or --certificate-identity/--certificate-oidc-issuer")
+    from .verify.attestation import collect_attestations
+
     uri = check_attestation_type(resolve_predicate_type(predicate_type))
     reference = _ref(ref)
     store = open_store(reference, options or StoreOptions())
@@ -217,6 +234,9 @@ def require_attestations(
 
     Called after the signature verified and before anything is downloaded.
     """
+    from .predicates.policy import PredicatePolicy
+    from .verify.attestation import collect_attestations
+
     results: list[AttestationVerification] = []
     for uri, check in requirements:
         predicate_policy = PredicatePolicy(checks=(check,)) if check is not None else None
