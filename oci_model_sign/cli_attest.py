@@ -50,9 +50,11 @@ def _inputs(
         if not sep:
             role, ref = "other", item
         deps.append(oci_artifact(ref, role))
+    name, at, version = (harness or "").partition("@")
+    harness_value: dict[str, str] | str | None = {"name": name, "version": version} if at else harness
     return PredicateInputs(
         predicate_file=predicate, from_card=from_card, dependencies=deps, dataset_digest=dataset_digest,
-        eval_task=eval_task, eval_dataset=eval_dataset, harness=harness,
+        eval_task=eval_task, eval_dataset=eval_dataset, harness=harness_value,
     )
 
 
@@ -96,7 +98,7 @@ def register(command: Callable[..., Callable[[Any], Any]], h: Helpers) -> None:
             str | None, typer.Option("--eval-dataset", metavar="NAME", help="Which model-index dataset (eval --from-card).", rich_help_panel=ATTEST)
         ] = None,
         harness: Annotated[
-            str | None, typer.Option("--harness", metavar="NAME", help="Evaluation harness name (eval).", rich_help_panel=ATTEST)
+            str | None, typer.Option("--harness", metavar="NAME[@VERSION]", help="Evaluation harness, e.g. lm-evaluation-harness@0.4.5 (eval).", rich_help_panel=ATTEST)
         ] = None,
         format: Annotated[
             str,

@@ -495,3 +495,16 @@ def test_a_real_cosign_attestation_passes_for_its_type_and_is_dropped_for_anothe
     assert ok.statement is not None and ok.statement["predicateType"] == custom
     dropped = check_bundle_attestation(bundle, ATTESTATION_DIGEST, policy, EVAL_URI, source="referrer")
     assert not dropped.result.ok and "dropped" in dropped.result.reason
+
+
+def test_eval_from_a_card_result_with_harness_version(tmp_path: Path, model: Path, keys: tuple[Path, Path]) -> None:
+    ref = f"oci:{tmp_path / 'store'}:v1"
+    pushed(model, ref)
+    key_attest(ref, keys[0], "--type", "eval", "--from-card", str(CARD), "--eval-task", "text-classification",
+               "--eval-dataset", "stanfordnlp/sst2", "--harness", "lm-evaluation-harness@0.4.5")
+    proc = omsign("verify-attestation", ref, "--type", "eval", "--output", *key_verify(keys[1]))
+    assert proc.returncode == 0, proc.stderr
+    (evaluation,) = json.loads(proc.stdout)
+    assert evaluation["harness"] == {"name": "lm-evaluation-harness", "version": "0.4.5"}
+    assert evaluation["dataset"]["type"] == "stanfordnlp/sst2"
+    assert evaluation["card"]["digest"]["sha256"] == hashlib.sha256(CARD.read_bytes()).hexdigest()
