@@ -225,7 +225,7 @@ def pull(
     The tag is resolved once; everything after uses that digest, so a tag moved between
     verification and download cannot swap the model. ``dest`` must be absent or empty, unless
     ``force``: then its contents are replaced by the verified model in one swap.
-    ``require_attestations`` (``attest.parse_requirements``) must each be met by an attestation
+    ``require_attestations`` (``attestations.parse_requirements``) must each be met by an attestation
     that verifies by the same ``policy``, also before any layer is downloaded.
     """
     from .model.staging import check_destination

@@ -96,7 +96,7 @@ def copy(
 
     ``tag`` names the tag at DST; None uses DST's own tag, else SRC's. With a ``policy``,
     nothing is written to DST unless SRC verifies, and every ``require_attestations``
-    (``attest.parse_requirements``) is met by an attestation verified by the same policy.
+    (``attestations.parse_requirements``) is met by an attestation verified by the same policy.
     """
     from .graph import copy_graph, walk
     from .store.blobcache import BlobLocationCache
