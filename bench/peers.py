@@ -62,6 +62,12 @@ def omsign_sign(ref: str, key: Path, env: dict[str, str]) -> Cmd:
     return Cmd([OMSIGN, "sign", "--key", str(key), "--no-tlog-upload", ref], env=env)  # no Rekor offline
 
 
+def omsign_attest(ref: str, key: Path, predicate: Path, env: dict[str, str]) -> Cmd:
+    """An evaluation attestation, signed like ``omsign_sign`` (no Rekor offline)."""
+    return Cmd([OMSIGN, "attest", "--key", str(key), "--no-tlog-upload", "--type", "eval",
+                "--predicate", str(predicate), ref], env=env)
+
+
 def omsign_verify(ref: str, pub: Path, env: dict[str, str]) -> Cmd:
     return Cmd([OMSIGN, "verify", "--key", str(pub), "--insecure-ignore-tlog", ref], env=env)
 

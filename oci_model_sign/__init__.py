@@ -72,6 +72,10 @@ _API = {
     "VerificationResult": "verify.result",
     "verify_local": "verify.local",
     "generate_key_pair": "signing.keys",
+    "attest": "attestations",
+    "verify_attestation": "attestations",
+    "AttestResult": "attestations",
+    "tree": "referrer_tree",
 }
 
 _ERRORS = [

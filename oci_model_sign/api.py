@@ -221,6 +221,7 @@ def pull(
     force: bool = False,
     policy_file: str | Path | None = None,
     require_policy: bool = False,
+    require_attestations: list[Any] | None = None,
 ) -> PullResult:
     """Pull a model into ``dest``, verified before any layer is downloaded.
 
@@ -234,6 +235,8 @@ def pull(
     The tag is resolved once; everything after uses that digest, so a tag moved between
     verification and download cannot swap the model. ``dest`` must be absent or empty, unless
     ``force``: then its contents are replaced by the verified model in one swap.
+    ``require_attestations`` (``attestations.parse_requirements``) must each be met by an attestation
+    that verifies by the same ``policy``, also before any layer is downloaded.
     """
     from .model.staging import check_destination
     from .model.unpack import layer_digests, parse_pulled_model
@@ -243,6 +246,8 @@ def pull(
 
     reference = _ref(ref)
     options = options or StoreOptions()
+    if require_attestations and policy is None:
+        raise UsageError("--require-attestation needs a policy (--verify with --key or an identity)")
     check_destination(Path(dest), replace=force)  # before any request
     loaded, why = (None, "") if policy is not None else load_in_force(policy_file)  # a bad file: exit 2 now
     if policy is None and loaded is None and require_policy:
@@ -264,6 +269,10 @@ def pull(
             found = discover(store, manifest.descriptor, policy, layer_digests=layer_digests(model))
             verification = found.result
             verification.raise_if_failed()
+            if require_attestations:
+                from .attestations import require_attestations as _require
+
+                _require(store, manifest.descriptor, policy, require_attestations)
             model_sig = found.model_signing_bundle
         elif loaded is not None or require_policy:
             trust = enforce_policy_file(

@@ -232,7 +232,23 @@ def _pack_options(args: PackArgs) -> Any:
         pack_dirs=list(args.pack_dir),
         compress="zstd" if args.compress == "zstd" else None,
         media_types=args.media_types,
+        artifact_kind=args.artifact_type,
     )
+
+
+REQUIRE_ATTESTATION_HELP = (
+    "Also require a verified attestation of TYPE by the same signer policy, passing the CEL "
+    "check EXPR if given (repeatable); nothing is downloaded otherwise."
+)
+
+
+def _requirements(specs: list[str]) -> list[Any]:
+    """``--require-attestation`` values, parsed (and CEL compiled) before any request."""
+    if not specs:
+        return []
+    from .attestations import parse_requirements
+
+    return parse_requirements(specs)
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -381,6 +397,10 @@ def pull(
         ),
     ] = False,
     policy_args: PolicyArgs,
+    require_attestation: Annotated[
+        list[str],
+        typer.Option("--require-attestation", metavar="TYPE[:EXPR]", help=REQUIRE_ATTESTATION_HELP, rich_help_panel="Policy"),
+    ] = [],  # noqa: B006
     no_model_signing_bundle: Annotated[
         bool,
         typer.Option(
@@ -393,6 +413,7 @@ def pull(
 ) -> None:
     """Pull a model; every layer is checked against its digest before files are placed."""
     options = _store_options(reg, transfer.concurrency)
+    requirements = _requirements(require_attestation)
     policy = None
     if policy_args.given():  # cosign-style flags take precedence over the policy file
         policy = _policy_from(
@@ -414,6 +435,7 @@ def pull(
             reference, dest, policy=policy, include=list(include) or None, options=options,
             write_model_sig=not no_model_signing_bundle, reporter=reporter, force=force,
             policy_file=policy_args.policy_file, require_policy=verify,
+            require_attestations=requirements,
         )
     finally:
         reporter.close()
@@ -729,6 +751,10 @@ def copy(
         typer.Option("--verify", help="Write nothing unless the source verifies (needs a policy).", rich_help_panel="Policy"),
     ] = False,
     policy_args: PolicyArgs,
+    require_attestation: Annotated[
+        list[str],
+        typer.Option("--require-attestation", metavar="TYPE[:EXPR]", help=REQUIRE_ATTESTATION_HELP, rich_help_panel="Policy"),
+    ] = [],  # noqa: B006
     src_creds: Annotated[
         str | None,
         typer.Option("--src-creds", metavar="USER[:PASS]", help="Credentials for the source registry.", rich_help_panel="Registry"),
@@ -751,6 +777,7 @@ def copy(
     options = _store_options(reg, transfer.concurrency)
     src_options = _with_creds(options, src_creds, "--src-creds")
     dst_options = _with_creds(options, dest_creds, "--dest-creds")
+    requirements = _requirements(require_attestation)
     policy = None
     if policy_args.given():  # cosign-style flags take precedence over the policy file
         policy = _policy_from(
@@ -767,6 +794,7 @@ def copy(
             referrers=not no_referrers, policy=policy, tag=tag, concurrency=transfer.concurrency,
             reporter=reporter, use_cache=not no_cache, verify=verify,
             policy_file=policy_args.policy_file if verify else None,
+            require_attestations=requirements,
         )
     finally:
         reporter.close()
@@ -964,6 +992,17 @@ command(
 from .cli_policy import policy_app  # noqa: E402
 
 app.add_typer(policy_app, name="policy")
+
+from .cli_attest import Helpers as _AttestHelpers  # noqa: E402
+from .cli_attest import register as _register_attest  # noqa: E402
+
+_register_attest(
+    command,
+    _AttestHelpers(
+        store_options=_store_options, signer_from=_signer_from, policy_from=_policy_from,
+        annotations=_annotations, print_json=print_json,
+    ),
+)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -138,6 +138,14 @@ class PackArgs(OptionGroup):
         bool,
         typer.Option("--no-cache", help="Re-hash every file (ignore the digest cache).", rich_help_panel=PACKING),
     ] = False
+    artifact_type: Annotated[
+        str,
+        typer.Option(
+            "--artifact-type", metavar="auto|model|dataset",
+            help="What the folder is: a model, a dataset (omsign's dataset artifactType, ModelPack dataset layers), or auto (a dataset when it holds only parquet/jsonl/arrow/csv shards and docs).",
+            rich_help_panel=PACKING,
+        ),
+    ] = "auto"
 
 
 @dataclasses.dataclass

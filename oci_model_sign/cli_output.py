@@ -16,7 +16,7 @@ from typing import Any, TextIO
 SCHEMA_VERSION = 1
 
 # Keys whose values are data, not omsign's own structure: never renamed.
-_OPAQUE = frozenset({"annotations", "manifest"})
+_OPAQUE = frozenset({"annotations", "manifest", "statement"})
 _SNAKE = re.compile(r"_([a-z0-9])")
 
 

@@ -93,6 +93,7 @@ def copy(
     use_cache: bool = True,
     verify: bool = False,
     policy_file: str | Path | None = None,
+    require_attestations: list[Any] | None = None,
 ) -> CopyResult:
     """Copy a model (manifest, config, layers and, by default, every referrer) from SRC to DST.
 
@@ -100,13 +101,16 @@ def copy(
     verifier policy), nothing is written to DST unless SRC verifies. Without one, ``verify``
     or a ``policy_file`` judges SRC by the trust policy file (``policy_file``,
     ``$OMSIGN_POLICY``, the user's, the system's): an enforce-mode refusal writes nothing,
-    and ``verify`` with no scope for SRC is a ``UsageError``.
+    and ``verify`` with no scope for SRC is a ``UsageError``. Every ``require_attestations``
+    (``attestations.parse_requirements``) must be met by an attestation verified by ``policy``.
     """
     from .graph import copy_graph, walk
     from .store.blobcache import BlobLocationCache
     from .trust import enforce_policy_file, load_in_force
     from .verify.discover import discover
 
+    if require_attestations and policy is None:
+        raise UsageError("--require-attestation needs a policy (--verify with --key or an identity)")
     by_file = policy is None and (verify or policy_file is not None)
     loaded, why = load_in_force(policy_file) if by_file else (None, "")  # a bad file: exit 2 first
     if by_file and verify and loaded is None:
@@ -131,6 +135,10 @@ def copy(
             found = discover(src, manifest.descriptor, policy, layer_digests=_layer_digests(src, manifest.data))
             verification = found.result
             verification.raise_if_failed()
+            if require_attestations:
+                from .attestations import require_attestations as _require
+
+                _require(src, manifest.descriptor, policy, require_attestations)
         elif by_file:
             trust = enforce_policy_file(
                 src, source, manifest.descriptor, loaded, why=why,

@@ -1,7 +1,7 @@
 """`make demo`: the main job end to end, narrated.
 
-push -> inspect -> pull -> compare; then generate a key pair, push --sign, pull --verify, tamper
-with one blob in the registry's storage and watch `pull --verify` refuse it. Uses a throwaway
+push -> inspect -> pull -> compare; then generate a key pair, push --sign, pull --verify, attest
+an evaluation, show the tree, pull through the attestation gate; then tamper with one blob in the registry's storage and watch `pull --verify` refuse it. Uses a throwaway
 local registry (Debian's docker-registry) or, when none is installed, the on-disk layout store.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import filecmp
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -28,7 +29,7 @@ def step(text: str) -> None:
 def run(
     *args: str, check: bool = True, env: dict[str, str] | None = None, quiet: bool = False
 ) -> subprocess.CompletedProcess[str]:
-    print("$ omsign " + " ".join(args), flush=True)
+    print("$ omsign " + shlex.join(args), flush=True)
     proc = subprocess.run([*OMSIGN, *args], text=True, capture_output=True, env=env)
     if proc.stdout and not quiet:
         print(proc.stdout.rstrip())
@@ -172,6 +173,24 @@ def main() -> int:
         if not policy_steps(work, base, signed_ref, keys, env):
             return 1
 
+        step("attest: sign the model's evaluation results as an in-toto statement (cosign v3 referrer)")
+        pub = ["--key", str(keys / "cosign.pub"), "--insecure-ignore-tlog"]
+        run("attest", signed_ref, "--key", str(keys / "cosign.key"), "--no-tlog-upload", "--type", "eval",
+            "--predicate", str(ROOT / "testdata" / "modelcards" / "eval.json"), env=env)
+        step("tree: everything attached to the model (described, not verified), with the dataset it names")
+        run("tree", signed_ref)
+        step("a gated pull: the signature AND an evaluation with accuracy >= 0.9, before any download")
+        gate = 'eval:predicate.metrics.exists(m, m.name == "accuracy" && m.value >= {})'
+        gated = work / "gated"
+        run("pull", signed_ref, str(gated), "--verify", *pub, "--require-attestation", gate.format("0.9"), "--no-progress")
+        step("the same gate at accuracy >= 0.99 refuses the model; nothing is downloaded")
+        strict = work / "strict"
+        proc = run("pull", signed_ref, str(strict), "--verify", *pub, "--require-attestation", gate.format("0.99"),
+                   "--no-progress", check=False)
+        print(f"exit code {proc.returncode} (8 = verification); destination untouched: {not strict.exists()}")
+        if proc.returncode != 8 or strict.exists():
+            return 1
+
         step("tamper with one weight blob in the registry's storage")
         inspect = run("inspect", signed_ref, "--json", quiet=True)
         import json
@@ -196,12 +215,68 @@ def main() -> int:
         print(f"exit code {proc.returncode} (7 = integrity error); destination untouched: {untouched}")
         if proc.returncode == 0 or not untouched:
             return 1
+        if server is not None and not gate_demo(work, keys, env):
+            return 1
         step("demo complete")
         return 0
     finally:
         if server is not None:
             server.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def gate_demo(work: Path, keys: Path, env: dict[str, str]) -> bool:
+    """A hub: the registry posts every push to `omsign gate`, which verifies and promotes."""
+    import json
+    import time
+    import urllib.request
+
+    from tests import registry_server
+
+    port = registry_server.free_port()
+    registry = registry_server.start(notify=f"http://127.0.0.1:{port}/events")
+    policy = work / "hub-policy.yaml"
+    policy.write_text(
+        "apiVersion: omsign/v1\nscopes:\n"
+        f"  {registry.host}/incoming:\n    authorities:\n      - key: {{path: {keys / 'cosign.pub'}}}\n        ignoreTlog: true\n"
+        f"  {registry.host}/models:\n    authorities:\n      - key: {{path: {keys / 'cosign.pub'}}}\n        ignoreTlog: true\n"
+    )
+    args = ["gate", "--registry", registry.host, "--policy", str(policy), "--listen", f"127.0.0.1:{port}",
+            "--db", str(work / "gate.sqlite")]
+    print("$ omsign " + " ".join(args) + " &", flush=True)
+    gate = subprocess.Popen([*OMSIGN, *args], stderr=subprocess.PIPE, text=True)
+
+    def verdict(repo: str, digest: str, want: str) -> dict[str, object]:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/results") as r:
+                    rows = json.load(r)["results"]
+            except OSError:
+                rows = []
+            for row in rows:
+                if row["repository"] == repo and row["digest"] == digest and row["verdict"] == want:
+                    return dict(row)
+            time.sleep(0.2)
+        raise SystemExit(f"demo failed: the gate gave no {want} verdict for {repo}@{digest}")
+
+    try:
+        step("a hub: the registry posts each push to `omsign gate`; uploads land in incoming/")
+        pushed = run("push", str(MODEL), f"{registry.host}/incoming/tiny:v1", "--no-progress")
+        digest = pushed.stdout.strip().splitlines()[-1]
+        row = verdict("incoming/tiny", digest, "rejected")
+        print(f"gate: incoming/tiny {row['verdict']}: {row['reason']}")
+        step("the publisher signs it: the gate checks again, admits it and promotes it with its signature")
+        run("sign", f"{registry.host}/incoming/tiny:v1", "--key", str(keys / "cosign.key"), "--no-tlog-upload", env=env)
+        row = verdict("incoming/tiny", digest, "admitted")
+        print(f"gate: incoming/tiny {row['verdict']}, promoted to {row['promotedTo']}")
+        run("verify", f"{registry.host}/models/tiny:v1", "--key", str(keys / "cosign.pub"), "--insecure-ignore-tlog")
+        print(f"status page: http://127.0.0.1:{port}/ (JSON: /api/results)")
+        return True
+    finally:
+        gate.terminate()
+        gate.wait(timeout=30)
+        registry.stop()
 
 
 if __name__ == "__main__":

@@ -350,3 +350,15 @@ def test_cli_kms_keys_are_not_supported_yet(uri: str) -> None:
         result = run_cli(*command)
         assert_cli_error(result, 2, "not supported yet", scheme)
         assert "no such file" not in result.stderr.lower()
+
+
+def test_cli_attests_with_a_pkcs11_key_in_both_formats(token: Token, repo: str, tmp_path: Path) -> None:
+    ref = _pushed(repo, tmp_path)
+    evaluation = Path(__file__).resolve().parent.parent / "testdata" / "modelcards" / "eval.json"
+    for fmt in ("bundle", "legacy"):
+        assert_ok(run_cli("attest", ref, "--key", token.uri(), "--no-tlog-upload", "--type", "eval",
+                          "--predicate", evaluation, "--format", fmt))
+    checked = run_cli("verify-attestation", ref, "--type", "eval", "--key", token.uri(pin=None),
+                      "--insecure-ignore-tlog", "--json")
+    assert_ok(checked)
+    assert [c["format"] for c in json.loads(checked.stdout)["verified"]] == ["bundle", "legacy"]

@@ -139,3 +139,37 @@ def get_media_types(name: str) -> MediaTypes:
             f"unknown media type convention {name!r}",
             hint=f"use one of {', '.join(sorted(CONVENTIONS))}",
         ) from None
+
+
+# -- datasets ---------------------------------------------------------------------------------
+ARTIFACT_KINDS = ("auto", "model", "dataset")
+DATASET_SHARD_SUFFIXES = frozenset({".parquet", ".jsonl", ".arrow", ".csv"})
+
+
+def looks_like_dataset(relpaths: list[str]) -> bool:
+    """True when every file is a dataset shard (parquet, jsonl, arrow, csv) or a document.
+
+    A dataset card (README.md) or a licence next to the shards does not make a folder a model;
+    one weight, config or code file does.
+    """
+    shards = 0
+    for rel in relpaths:
+        suffix = PurePosixPath(rel.lower()).suffix
+        if suffix in DATASET_SHARD_SUFFIXES:
+            shards += 1
+        elif classify(rel) != ROLE_DOC:
+            return False
+    return shards > 0
+
+
+def for_artifact_kind(types: MediaTypes, kind: str, relpaths: list[str]) -> MediaTypes:
+    """``types`` with the dataset artifactType when ``kind`` is dataset (or auto and it looks like one)."""
+    from dataclasses import replace
+
+    from ..oci.mediatypes import DATASET_ARTIFACT_TYPE
+
+    if kind not in ARTIFACT_KINDS:
+        raise UsageError(f"unknown artifact type {kind!r}", hint=f"use one of {', '.join(ARTIFACT_KINDS)}")
+    if kind == "dataset" or (kind == "auto" and looks_like_dataset(relpaths)):
+        return replace(types, artifact_type=DATASET_ARTIFACT_TYPE)
+    return types

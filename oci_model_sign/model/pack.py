@@ -41,6 +41,7 @@ from .conventions import (
     MediaTypes,
     classify,
     classify_certain,
+    for_artifact_kind,
     get_media_types,
     weight_format,
 )
@@ -67,6 +68,7 @@ class PackOptions:
     # Plain tar by default: ModelPack peers (modctl) read ``…v1.tar`` but not ``…v1.tar+zstd``.
     compress: Literal["zstd"] | None = None
     media_types: str = "modelpack"
+    artifact_kind: str = "auto"  # model, dataset, or auto: a dataset when only shards and docs
     name: str | None = None
     annotations: dict[str, str] = field(default_factory=dict)
     use_cache: bool = True  # False for --no-cache
@@ -369,6 +371,7 @@ def plan_model(model_dir: Path, options: PackOptions | None = None, *,
         for folder in folders:
             plan.entries.append(_folder_entry(plan, folder, by_folder[folder], types, options))
         plan.entries.sort(key=lambda e: _sort_key(e.relpath))
+        plan.media_types = for_artifact_kind(types, options.artifact_kind, [f.rel for f in files])
     except BaseException:
         plan.cleanup()
         raise

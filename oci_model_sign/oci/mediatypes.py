@@ -143,3 +143,11 @@ def parse_model_layer_type(media_type: str) -> tuple[str, str] | None:
 
 def is_model_layer_type(media_type: str) -> bool:
     return parse_model_layer_type(media_type) is not None
+
+
+# -- datasets -----------------------------------------------------------------------------------
+# ModelPack has layer types for dataset files (``…dataset.v1.raw``) but no manifest type for an
+# artifact that is only a dataset. omsign marks such an artifact with its own artifactType and
+# otherwise writes a ModelPack artifact (config and layers), so every ModelPack reader can pull
+# it and a provenance or evaluation attestation can name it by digest.
+DATASET_ARTIFACT_TYPE = "application/vnd.omsign.dataset.manifest.v1+json"
