@@ -119,6 +119,7 @@ def _root(
 # -- from flags to library objects ------------------------------------------------------------
 def _store_options(reg: RegistryArgs, concurrency: int = 4) -> Any:
     from .store.base import StoreOptions
+    from .store.credentials import explicit_credentials
 
     password = None
     if reg.password_stdin:
@@ -127,13 +128,14 @@ def _store_options(reg: RegistryArgs, concurrency: int = 4) -> Any:
         password = sys.stdin.readline().rstrip("\r\n")
         if not password:
             raise UsageError("--password-stdin was given but stdin held no password")
-    env_user, env_pass = os.environ.get("OMSIGN_USERNAME"), os.environ.get("OMSIGN_REGISTRY_PASSWORD")
+    username, password, source = explicit_credentials(reg.username, password)
     return StoreOptions(
         plain_http=reg.plain_http,
         insecure=reg.insecure,
         ca_file=str(reg.ca_file) if reg.ca_file is not None else None,
-        username=reg.username or env_user,
-        password=password if password is not None else env_pass,
+        username=username,
+        password=password,
+        credentials_source=source,
         concurrency=concurrency,
     )
 
@@ -610,7 +612,7 @@ def _with_creds(options: Any, creds: str | None, flag: str) -> Any:
     user, sep, password = creds.partition(":")
     if not user:
         raise UsageError(f"{flag} must be USER[:PASSWORD]")
-    return dataclasses.replace(options, username=user, password=password if sep else "")
+    return dataclasses.replace(options, username=user, password=password if sep else "", credentials_source=flag)
 
 
 def _explicit_tag(text: str) -> bool:

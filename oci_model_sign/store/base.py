@@ -74,6 +74,9 @@ class StoreOptions:
     ca_file: str | None = None  # PEM bundle to trust for HTTPS (else $SSL_CERT_FILE, else bundled roots)
     username: str | None = None
     password: str | None = None
+    # Where username/password came from, named in "refused the credentials" errors: the flag
+    # or variable the user set ("--username", "OMSIGN_USERNAME", "--src-creds"). The CLI fills it.
+    credentials_source: str | None = None
     docker_config: Path | None = None
     concurrency: int = 4
     chunk_size: int = 64 * 1024 * 1024  # for chunked uploads of large blobs

@@ -48,6 +48,23 @@ class Credentials:
         return bool(self.identity_token) or (self.username is not None and self.password is not None)
 
 
+def explicit_credentials(
+    username: str | None, password: str | None, *, environ: dict[str, str] | None = None
+) -> tuple[str | None, str | None, str | None]:
+    """``(username, password, source)`` from flags, else ``OMSIGN_USERNAME`` and
+    ``OMSIGN_REGISTRY_PASSWORD``; ``source`` names what the user set, so a refusal says which
+    setting to fix (a stale variable is easy to forget)."""
+    env = os.environ if environ is None else environ
+    user_from = "--username" if username else "OMSIGN_USERNAME" if env.get("OMSIGN_USERNAME") else None
+    username = username or env.get("OMSIGN_USERNAME") or None
+    pass_from = "--password-stdin" if password is not None else None
+    if password is None and env.get("OMSIGN_REGISTRY_PASSWORD") is not None:
+        password, pass_from = env["OMSIGN_REGISTRY_PASSWORD"], "OMSIGN_REGISTRY_PASSWORD"
+    if user_from is None:
+        return None, password, None
+    return username, password, user_from if pass_from is None else f"{user_from} and {pass_from}"
+
+
 # -- docker config ----------------------------------------------------------------------------
 
 

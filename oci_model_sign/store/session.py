@@ -102,6 +102,7 @@ class RegistrySession:
             registry,
             username=options.username,
             password=options.password,
+            credentials_source=options.credentials_source,
             docker_config=options.docker_config,
         )
         self.client = build_client(

@@ -214,7 +214,7 @@ def _push_chunked(repo: RepositoryClient, source: BlobSource, progress: Progress
                 repo.send("DELETE", location, scopes=repo.push_scopes).close()
     raise RegistryError(
         f"{repo.host} refused to resume the upload of {source.path} twice ({last})",
-        hint="try again; if it keeps failing lower --chunk-size or check a proxy in between",
+        hint="try again; if it keeps failing, check for a proxy in between that cuts long uploads",
     )
 
 
