@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..digest import CHUNK, VerifyingWriter, is_digest, verify_bytes
+from ..digest import CHUNK, copy_verified, is_digest, verify_bytes
 from ..errors import InputError, IntegrityError, LimitError, NotFoundError
 from ..limits import Limits, load_json
 from ..oci.descriptor import Descriptor, ManifestData
@@ -355,16 +355,8 @@ class ArchiveStore:
         member = (self._members or {}).get(_blob_name(desc.digest))
         if member is None:
             raise NotFoundError(f"blob {desc.digest} is not in {self.path}")
-        writer = VerifyingWriter(out, desc.digest, desc.size)
         with _Section(self.path, member) as f:
-            while True:
-                chunk = f.read(min(CHUNK, desc.size - writer.written + 1))
-                if not chunk:
-                    break
-                writer.write(chunk)
-                if progress is not None:
-                    progress(len(chunk))
-        writer.finish()
+            copy_verified(f, out, desc.digest, desc.size, progress)
 
     def read_blob(self, desc: Descriptor, max_bytes: int) -> bytes:
         if self._staging is not None:

@@ -24,7 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..digest import CHUNK, VerifyingWriter, is_digest, new_hasher, verify_bytes
+from ..digest import CHUNK, copy_verified, is_digest, new_hasher, verify_bytes
+from ..durable import fsync_dir
 from ..errors import InputError, IntegrityError, LimitError, NotFoundError, UsageError
 from ..limits import Limits, load_json
 from ..oci.descriptor import Descriptor, ManifestData
@@ -43,15 +44,6 @@ LAYOUT_FILE = "oci-layout"
 LAYOUT_VERSION = "1.0.0"
 INDEX_FILE = "index.json"
 _TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def open_regular(path: Path) -> BinaryIO:
@@ -100,7 +92,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 class LayoutStore:
@@ -267,7 +259,7 @@ class LayoutStore:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-        _fsync_dir(folder)
+        fsync_dir(folder)
         return Descriptor(OCTET_STREAM, digest, size)
 
     def _open_blob(self, digest: str) -> BinaryIO:
@@ -279,16 +271,8 @@ class LayoutStore:
             raise InputError(f"cannot read blob {digest} in {self.root}: {exc.strerror or exc}") from exc
 
     def fetch_blob(self, desc: Descriptor, out: BinaryIO, progress: Progress | None = None) -> None:
-        writer = VerifyingWriter(out, desc.digest, desc.size)
         with self._open_blob(desc.digest) as f:
-            while True:
-                chunk = f.read(min(CHUNK, desc.size - writer.written + 1))
-                if not chunk:
-                    break
-                writer.write(chunk)
-                if progress is not None:
-                    progress(len(chunk))
-        writer.finish()
+            copy_verified(f, out, desc.digest, desc.size, progress)
 
     def read_blob(self, desc: Descriptor, max_bytes: int) -> bytes:
         if desc.size > max_bytes:
