@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AuthError, InputError
+from ..reference import canonical_registry
 
 LOGIN_HINT = "run omsign login {host} or pass --username/--password-stdin"
-DOCKER_HUB_ALIASES = ("docker.io", "index.docker.io", "registry-1.docker.io")
 DOCKER_HUB_SERVER = "https://index.docker.io/v1/"  # the key docker login writes for Hub
 HELPER_TIMEOUT = 30.0
 
@@ -108,7 +108,7 @@ def normalize_server(key: str) -> str:
     if "://" in text:
         text = text.split("://", 1)[1]
     text = text.split("/", 1)[0].lower()
-    return "docker.io" if text in DOCKER_HUB_ALIASES else text
+    return canonical_registry(text)
 
 
 def helper_server_url(host: str) -> str:
