@@ -23,9 +23,7 @@ with PKCS#1 v1.5 SHA-256, cosign's choice.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import itertools
-import sys
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -38,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.utils import Buffer
 
 from ..errors import InputError, UsageError
-from .keys import Prompt, PublicKey, describe_key, key_hint_cosign
+from .keys import Prompt, PublicKey, ask_secret, describe_key, key_hint_cosign
 from .pkcs11_uri import PIN_ENV, Pkcs11Uri
 from .signers import KeySigner
 from .tlog_upload import RekorUploader
@@ -79,13 +77,6 @@ def _token_error(uri: Pkcs11Uri, exc: Exception, doing: str) -> NoReturn:
     raise InputError(
         f"PKCS#11 token {uri.token_name}: {doing} failed: {name}{': ' + detail if detail else ''}"
     ) from exc
-
-
-def _tty() -> bool:
-    try:
-        return sys.stdin is not None and sys.stdin.isatty()
-    except (ValueError, OSError):
-        return False
 
 
 class _TokenSession:
@@ -158,17 +149,8 @@ class _TokenSession:
 
     def _ask_pin(self, prompt: Prompt | None) -> str:
         where = f"key {self.uri.key_name} on PKCS#11 token {self.uri.token_name}"
-        if prompt is None:
-            if not _tty():
-                raise InputError(
-                    f"no PIN for {where} and no terminal to ask for one",
-                    hint=f"set {' or '.join(PIN_ENV)}, or add pin-value/pin-source to the URI",
-                )
-            prompt = getpass.getpass
-        try:
-            return prompt(f"Enter PIN for {where}: ")
-        except (EOFError, KeyboardInterrupt) as exc:
-            raise InputError(f"no PIN entered for {where}") from exc
+        hint = f"set {' or '.join(PIN_ENV)}, or add pin-value/pin-source to the URI"
+        return ask_secret(prompt, "PIN", where, hint=hint)
 
     def find(self, object_class: Any) -> Any | None:
         """The one object of ``object_class`` the URI names (``id`` first, as cosign), or None."""
