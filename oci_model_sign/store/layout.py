@@ -46,6 +46,19 @@ INDEX_FILE = "index.json"
 _TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
+def sniff_manifest_type(data: bytes, limits: Limits) -> str:
+    """The media type of a manifest found by digest alone (no descriptor says it): its own
+    ``mediaType``, else an index if it lists ``manifests``, else an image manifest."""
+    value = load_json(data, max_bytes=max(limits.manifest_bytes, limits.index_bytes),
+                      depth=limits.json_depth, what="manifest")
+    media_type = value.get("mediaType") if isinstance(value, dict) else None
+    if isinstance(media_type, str) and media_type in MANIFEST_TYPES:
+        return media_type
+    if isinstance(value, dict) and "manifests" in value:
+        return OCI_INDEX
+    return OCI_MANIFEST
+
+
 def open_regular(path: Path) -> BinaryIO:
     """Open ``path`` for reading only if it is a regular file (after following symlinks).
 
@@ -297,23 +310,13 @@ class LayoutStore:
                 raise NotFoundError(f"manifest {identifier} is not in {self.root}")
             limit = max(self.limits.manifest_bytes, self.limits.index_bytes)
             data = verify_bytes(self._read_small(path, limit, "manifest"), identifier, what="manifest")
-            return Descriptor(self._sniff_type(data), identifier, len(data))
+            return Descriptor(sniff_manifest_type(data, self.limits), identifier, len(data))
         found = [desc for desc, _ in entries if (desc.annotations or {}).get(ANNOTATION_REF_NAME) == identifier]
         if not found:
             raise NotFoundError(f"tag {identifier!r} is not in {self.root}",
                                 hint="check the tag; a layout's tags are in its index.json")
         desc = found[-1]
         return Descriptor(desc.media_type, desc.digest, desc.size, artifact_type=desc.artifact_type)
-
-    def _sniff_type(self, data: bytes) -> str:
-        value = load_json(data, max_bytes=max(self.limits.manifest_bytes, self.limits.index_bytes),
-                          depth=self.limits.json_depth, what="manifest")
-        media_type = value.get("mediaType") if isinstance(value, dict) else None
-        if isinstance(media_type, str) and media_type in MANIFEST_TYPES:
-            return media_type
-        if isinstance(value, dict) and "manifests" in value:
-            return OCI_INDEX
-        return OCI_MANIFEST
 
     def get_manifest(self, identifier: str) -> ManifestData:
         desc = self.resolve(identifier)
