@@ -18,10 +18,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from ..errors import AuthError, InputError, IntegrityError, LimitError, NotFoundError, UsageError
 from ..limits import load_json
@@ -32,187 +29,23 @@ from ..oci.mediatypes import (
     MODEL_SIGNING_PREDICATE,
     SIMPLE_SIGNING_MEDIA_TYPE,
 )
-from ..policyfile import Authority, Decision, ScopePolicy, SignerInfo, TrustPolicy, decide
-from ..reference import Reference, legacy_signature_tag, parse_reference
+from ..policyfile import Authority, SignerInfo, decide
+from ..reference import Reference, canonical_registry, legacy_signature_tag, parse_reference
 from ..store.base import StoreOptions
 from ..store.registry import RegistryStore
 from ..store.session import RegistrySession
 from .catalog import list_repositories
 from .claims import SignatureClaim, parse_bundle_claim, parse_legacy_claim
+from .results import (
+    AttestationInfo,
+    AuditOptions,
+    AuditReport,
+    ModelAudit,
+)
+from .verifiers import Verifiers, make_policy
 
-MAX_REPOSITORIES = 10_000
-MAX_TAGS = 1_000
 # Tags that hold signatures and referrer indexes (cosign's and the referrers tag schema), not models.
 _SIGNATURE_TAG_RE = re.compile(r"^sha256-[0-9a-f]{64}(?:\.[a-z]+)?$")
-
-
-@dataclass(frozen=True)
-class SignedBy:
-    """``--signed-by``: an identity (certificate SAN) or a public key (by fingerprint)."""
-
-    identity: str | None = None
-    key_path: Path | None = None
-    fingerprint: str | None = None
-
-    @classmethod
-    def parse(cls, value: str) -> SignedBy:
-        """A path to an existing file is a public key; anything else is an identity."""
-        path = Path(value).expanduser()
-        if path.is_file():
-            from ..verify.policy import key_fingerprint, load_public_key
-
-            return cls(key_path=path, fingerprint=key_fingerprint(load_public_key(path)))
-        if not value.strip():
-            raise UsageError("--signed-by needs an identity or a public key file")
-        return cls(identity=value)
-
-    def describe(self) -> str:
-        return f"key {self.fingerprint} ({self.key_path})" if self.fingerprint else str(self.identity)
-
-
-@dataclass(frozen=True)
-class AuditOptions:
-    jobs: int = 4
-    max_repositories: int = MAX_REPOSITORIES
-    max_tags: int = MAX_TAGS
-    signed_by: SignedBy | None = None
-    between: tuple[datetime, datetime] | None = None
-
-
-@dataclass
-class AttestationInfo:
-    digest: str
-    artifact_type: str | None
-    predicate_type: str | None
-
-
-@dataclass
-class ModelAudit:
-    """One model manifest in one repository (signatures are per repository)."""
-
-    repository: str  # host/repo
-    digest: str
-    tags: list[str]
-    artifact_type: str | None = None
-    signatures: list[SignatureClaim] = field(default_factory=list)
-    attestations: list[AttestationInfo] = field(default_factory=list)
-    decision: Decision | None = None
-
-    @property
-    def verdict(self) -> str:
-        return self.decision.verdict if self.decision is not None else "none"
-
-
-@dataclass
-class AuditReport:
-    targets: list[str]
-    policy_source: str | None
-    options: AuditOptions
-    repositories: int = 0
-    tags: int = 0
-    models: list[ModelAudit] = field(default_factory=list)  # after filters
-    examined: int = 0  # model digests looked at, before filters
-    skipped: int = 0  # tagged manifests that are not models
-    errors: list[tuple[str, str]] = field(default_factory=list)  # (where, one-line error)
-
-
-@dataclass(frozen=True)
-class Verifiers:
-    """How the current policy is applied: a policy file's scopes, or one flag-built scope."""
-
-    policy: TrustPolicy | None = None
-    flag_scope: ScopePolicy | None = None
-    source: str | None = None
-
-    def scope_for(self, reference: str) -> ScopePolicy | None:
-        if self.flag_scope is not None:
-            return self.flag_scope
-        if self.policy is None:
-            return None
-        found = self.policy.scope_for(reference)
-        return found[1] if found is not None else None
-
-
-def make_policy(options: dict[str, Any]) -> Any:
-    """The verifier's policy object for one authority's options (named as the CLI flags).
-
-    Uses ``verify.policy.policy_from_options`` when the verifier has it, so flags, policy
-    files and audits always build policies the same way.
-    """
-    from ..verify import policy as p
-
-    shared = getattr(p, "policy_from_options", None)
-    if callable(shared):
-        return shared(**options)
-    annotations = dict(options.get("annotations") or {})
-    if options.get("key") is not None:
-        return p.KeyPolicy(
-            options["key"],
-            ignore_tlog=bool(options.get("insecure_ignore_tlog")),
-            trusted_root=options.get("trust_config"),
-            annotations=annotations,
-        )
-    common: dict[str, Any] = {
-        "identity": options.get("certificate_identity"),
-        "identity_regexp": options.get("certificate_identity_regexp"),
-        "issuer": options.get("certificate_oidc_issuer"),
-        "issuer_regexp": options.get("certificate_oidc_issuer_regexp"),
-    }
-    if options.get("ca_roots") is not None:
-        return p.CertificateChainPolicy(
-            Path(options["ca_roots"]),
-            chain=Path(options["certificate_chain"]) if options.get("certificate_chain") else None,
-            ignore_tlog=bool(options.get("insecure_ignore_tlog")),
-            trusted_root=options.get("trust_config"),
-            annotations=annotations,
-            **common,
-        )
-    return p.IdentityPolicy(
-        trust_config=options.get("trust_config"),
-        staging=bool(options.get("staging")),
-        offline=bool(options.get("offline")),
-        annotations=annotations,
-        **common,
-    )
-
-
-def flag_scope(authority_options: dict[str, Any]) -> ScopePolicy:
-    """A one-authority scope from cosign-style flags, so flags and files are judged alike."""
-    from ..verify.policy import key_fingerprint, load_public_key
-
-    key = authority_options.get("key")
-    if key is not None:
-        auth = Authority(
-            name="--key",
-            kind="key",
-            key_path=Path(key),
-            fingerprint=key_fingerprint(load_public_key(Path(key))),
-            trust_config=Path(authority_options["trust_config"]) if authority_options.get("trust_config") else None,
-            ignore_tlog=bool(authority_options.get("insecure_ignore_tlog")),
-        )
-    else:
-        kind: Literal["x509", "keyless"] = "x509" if authority_options.get("ca_roots") else "keyless"
-        make_policy(authority_options)  # flag combinations the verifier refuses are usage errors now
-        auth = Authority(
-            name="--ca-roots" if kind == "x509" else "--certificate-identity",
-            kind=kind,
-            identity=authority_options.get("certificate_identity"),
-            identity_regexp=authority_options.get("certificate_identity_regexp"),
-            issuer=authority_options.get("certificate_oidc_issuer"),
-            issuer_regexp=authority_options.get("certificate_oidc_issuer_regexp"),
-            ca_roots=Path(authority_options["ca_roots"]) if kind == "x509" else None,
-            intermediates=Path(authority_options["certificate_chain"]) if authority_options.get("certificate_chain") else None,
-            trust_config=Path(authority_options["trust_config"]) if authority_options.get("trust_config") else None,
-            staging=bool(authority_options.get("staging")),
-            offline=bool(authority_options.get("offline")),
-            ignore_tlog=bool(authority_options.get("insecure_ignore_tlog")),
-        )
-    return ScopePolicy(
-        name="flags",
-        pattern=None,
-        authorities=(auth,),
-        annotations=dict(authority_options.get("annotations") or {}),
-    )
 
 
 # -- targets ----------------------------------------------------------------------------------
@@ -227,8 +60,7 @@ def parse_targets(targets: Iterable[str]) -> dict[str, list[Reference] | None]:
             raise UsageError("an empty audit target", hint="pass REGISTRY or REGISTRY/REPO")
         if "/" not in text:
             ref = parse_reference(f"{text}/catalog")  # checks the host; the repository is a stand-in
-            lowered = text.lower()
-            expected = "docker.io" if lowered in ("index.docker.io", "registry-1.docker.io") else lowered
+            expected = canonical_registry(text.lower())
             if ref.registry is None or ref.registry.lower() != expected:
                 raise UsageError(f"{text!r} is not a registry host", hint="pass REGISTRY or REGISTRY/REPO")
             out[ref.registry] = None

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Any, TextIO
 
 from .claims import SignatureClaim
-from .engine import AuditReport, ModelAudit
+from .results import AuditReport, ModelAudit
 
 SCHEMA_VERSION = 1
 
