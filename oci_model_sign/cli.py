@@ -3,7 +3,9 @@
 No logic lives here. Every failure prints one line on stderr (``omsign: error: ...``) and
 exits with the code of its class (see ``errors.py`` and the README); a traceback is a bug and
 is shown only with ``OMSIGN_DEBUG=1``. Options are defined once, in groups, in
-``cli_options.py``; what is printed is shaped in ``cli_output.py``.
+``cli_options.py``; what is printed is shaped in ``cli_output.py``. The module runs past 500
+lines only because it holds one short parse-and-call function per command (its help text and
+examples included); commands with logic of their own live beside it (``cli_audit.py``).
 """
 
 from __future__ import annotations
