@@ -17,12 +17,16 @@ from __future__ import annotations
 
 import re
 import sys
-import tomllib
 from importlib import metadata
 from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.version import Version
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - the dev environment is 3.11; tomli is tomllib's backport
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 EXTRAS = ("test", "bench", "ml")
