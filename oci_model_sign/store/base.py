@@ -16,10 +16,8 @@ from typing import BinaryIO, Protocol, runtime_checkable
 
 from ..limits import Limits
 from ..oci.descriptor import Descriptor, ManifestData
+from ..progress import Progress as Progress  # called with each count of new bytes moved
 from ..reference import Reference
-
-# Called with the number of new bytes moved; lets the CLI drive progress bars.
-Progress = Callable[[int], None]
 
 
 @dataclass(frozen=True)

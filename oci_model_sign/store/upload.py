@@ -22,8 +22,9 @@ from ..digest import CHUNK, new_hasher
 from ..errors import InputError, RegistryError
 from ..oci.descriptor import Descriptor
 from ..oci.mediatypes import OCTET_STREAM
+from ..progress import HighWater, Progress
 from .auth import repository_scope
-from .base import BlobSource, Progress
+from .base import BlobSource
 from .session import AuthRefreshed, RepositoryClient
 from .transport import RETRY_STATUSES, describe_transport_error
 
@@ -181,23 +182,6 @@ def _push_monolithic(repo: RepositoryClient, source: BlobSource, progress: Progr
                 continue
         raise repo.error(resp, f"upload of blob {digest}")
     raise RegistryError(f"{repo.host} lost the upload of blob {digest} twice")
-
-
-class HighWater:
-    """Feeds a ``Progress`` callback positions, reporting only the part past the highest seen.
-
-    A resumed (or restarted) upload sends some bytes again; the bar must not count them twice
-    nor move backwards.
-    """
-
-    def __init__(self, progress: Progress | None) -> None:
-        self.progress = progress
-        self.reported = 0
-
-    def reach(self, position: int) -> None:
-        if self.progress is not None and position > self.reported:
-            self.progress(position - self.reported)
-        self.reported = max(self.reported, position)
 
 
 def _push_chunked(repo: RepositoryClient, source: BlobSource, progress: Progress | None) -> Descriptor:

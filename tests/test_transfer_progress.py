@@ -1,11 +1,13 @@
-"""Push progress through the ``Reporter`` API: it moves per piece sent, never backwards.
+"""Transfer progress through the ``Reporter`` API: it moves per piece sent, never backwards.
 
 A large blob goes up in 64 MiB PATCHes; a bar fed only when each PATCH is answered would sit
-still for the whole chunk and then jump, so rate and ETA would mean nothing.
+still for the whole chunk and then jump, so rate and ETA would mean nothing. Bytes sent or
+received twice (a resumed upload, a download started over) are counted once.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 from collections import defaultdict
@@ -16,7 +18,9 @@ import pytest
 from oci_model_sign import api
 from oci_model_sign.digest import CHUNK
 from oci_model_sign.progress import Progress
-from oci_model_sign.store.base import StoreOptions
+from oci_model_sign.reference import parse_reference
+from oci_model_sign.store.base import BlobSource, StoreOptions
+from oci_model_sign.store.registry import RegistryStore
 from tests import helpers, registry_server
 from tests.faultproxy import Fault, FaultProxy, Rule
 
@@ -91,6 +95,28 @@ def test_progress_never_goes_back_when_an_upload_is_resumed(
     steps = reporter.events["model.safetensors"]
     assert all(n > 0 for n in steps)
     assert sum(steps) == size
+
+
+def test_download_started_over_counts_each_byte_once(
+    registry: registry_server.RegistryServer, proxy: FaultProxy, repo: str
+) -> None:
+    """The first GET is cut after 1 MB and the next one ignores Range (200, whole body): the
+    blob is fetched again from byte 0, and progress ends exactly at its size."""
+    data = os.urandom(3_000_000)
+    with RegistryStore(parse_reference(repo), StoreOptions()) as direct:
+        desc = direct.push_blob(BlobSource(size=len(data), data=data))
+    blob_path = rf"/blobs/{desc.digest}$"
+    proxy.add(Rule("GET", blob_path, Fault.RESET_RESPONSE, after=1_000_000, times=1))
+    proxy.add(Rule("GET", blob_path, Fault.SERVE, status=200, body=data,
+                   headers={"Content-Type": "application/octet-stream", "Docker-Content-Digest": desc.digest}))
+    steps: list[int] = []
+    out = io.BytesIO()
+    with RegistryStore(parse_reference(repo.replace(registry.host, proxy.host)), StoreOptions()) as store:
+        store.fetch_blob(desc, out, progress=steps.append)
+    assert [r.fired for r in proxy.rules] == [1, 1]
+    assert out.getvalue() == data
+    assert all(n > 0 for n in steps)
+    assert sum(steps) == len(data)
 
 
 @pytest.fixture(autouse=True)
