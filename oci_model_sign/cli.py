@@ -590,6 +590,7 @@ def login(
         password = getpass.getpass("Password: ")
     options = _store_options(dataclasses.replace(reg, username=None, password_stdin=False))
     options.username, options.password = reg.username, password
+    options.credentials_source = "--username and --password-stdin" if reg.password_stdin else "--username"
     api.check_login(registry, options)
     path = save_credentials(registry, reg.username, password)
     typer.echo(f"Login succeeded; credentials stored in {path}", err=True)
