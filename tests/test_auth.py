@@ -99,6 +99,18 @@ def test_refused_credentials_name_the_flag_they_came_from(auth_registry: registr
     assert "(from --username and --password-stdin)" in res.stderr
 
 
+def test_refused_login_names_the_flag_even_with_a_username_variable_set(
+    auth_registry: registry_server.RegistryServer,
+) -> None:
+    from tests.helpers import run_cli
+
+    env = {"OMSIGN_USERNAME": "someone-else"}
+    res = run_cli("login", auth_registry.host, "--username", str(auth_registry.username), "--password-stdin",
+                  input="wrong\n", env=env)
+    assert res.returncode == 5, res.stderr
+    assert "(from --username and --password-stdin)" in res.stderr
+
+
 def test_explicit_credentials_prefer_flags_and_name_their_source() -> None:
     env = {"OMSIGN_USERNAME": "env-user", "OMSIGN_REGISTRY_PASSWORD": "env-pw"}
     assert explicit_credentials("u", "p", environ=env) == ("u", "p", "--username and --password-stdin")
