@@ -37,7 +37,8 @@ from cryptography.utils import Buffer
 
 from ..errors import InputError, UsageError
 from .keys import Prompt, PublicKey, ask_secret, describe_key, key_hint_cosign
-from .pkcs11_uri import PIN_ENV, Pkcs11Uri
+from .pkcs11_uri import PIN_ENV
+from .pkcs11_uri import Pkcs11Uri as Pkcs11Uri  # the URI type callers name with the signer
 from .signers import KeySigner
 from .tlog_upload import RekorUploader
 
