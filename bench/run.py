@@ -1,8 +1,10 @@
-"""omsign's benchmark: push, pull, re-push, sign, verify and local hashing against real peers.
+"""omsign's benchmark: push, pull, re-push, sign, verify, local hashing and audit against real peers.
 
 Peers: skopeo (push from / pull to an OCI layout), oras-py (the Python ORAS client), and
 model_signing (sigstore/model-transparency) for signing and local hashing. Everything talks to a
 Debian docker-registry started here on 127.0.0.1 with fresh storage for every measured push.
+Last, ``bench/audit_bench.py`` times ``omsign audit`` over a catalog of signed models (its row
+joins the table; ``--skip audit`` leaves it out).
 See bench/README.md for what is measured and the fairness rules.
 
     python bench/run.py                 # 2 GiB model, 3 repeats (medians), all operations
@@ -511,6 +513,46 @@ def phase_hashing(b: Bench, model: Model) -> None:
 
 
 # -- machine info -------------------------------------------------------------------------------
+AUDIT_SCALE = {"full": (200, 20), "quick": (40, 4)}  # signed models, repositories
+
+
+def phase_audit(b: Bench) -> dict[str, Any]:
+    """``omsign audit`` over a catalog of signed models (bench/audit_bench.py, its own registry).
+
+    Its row joins the table; a failure is recorded with its stderr tail, as every run is.
+    """
+    models, repos = AUDIT_SCALE["quick" if b.args.quick else "full"]
+    out = b.work / "audit.json"
+    b.log(f"audit: {models} signed models in {repos} repositories")
+    cmd = [sys.executable, str(BENCH / "audit_bench.py"), "--models", str(models), "--repos", str(repos),
+           "--json", str(out)]
+    try:
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=b.timeout)
+    except subprocess.TimeoutExpired:
+        return {"operation": "audit", "models": models, "repositories": repos, "ok": False,
+                "error": f"timed out after {b.timeout:.0f} s"}
+    if out.exists():
+        row: dict[str, Any] = json.loads(out.read_text())
+    else:
+        row = {"operation": "audit", "models": models, "repositories": repos, "ok": False}
+    if proc.returncode != 0:
+        row["ok"] = False
+        row["error"] = " ".join((proc.stderr or proc.stdout).split())[-300:]
+    b.log(f"audit: {row.get('seconds', '?')} s, ok={row['ok']}")
+    return row
+
+
+def _audit_row(audit: dict[str, Any] | None) -> tuple[str, ...] | None:
+    if audit is None:
+        return None
+    what = f"audit: {audit['models']} signed models in {audit['repositories']} repositories (-j {audit.get('jobs', 4)})"
+    if "seconds" not in audit:
+        return (what, "FAILED", "", "", "", "", "every model found and passing", "n/a")
+    found = f"found {audit['found']} / passing {audit['passing']}"
+    return (what, f"{audit['seconds']:.2f} s", "", "", "", found, "every model found and passing",
+            "met" if audit["ok"] else "NOT met")
+
+
 def _git_describe() -> str:
     try:
         return subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
@@ -788,18 +830,22 @@ def markdown(data: dict[str, Any]) -> str:
         "| operation | omsign | skopeo | oras-py | model_signing | ratio omsign/peer | target | met? |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for row in rows:
+    audit_row = _audit_row(data.get("audit"))
+    for row in [*rows, *([audit_row] if audit_row else [])]:
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "## Targets", ""]
     for tt in data["targets"]:
         lines.append(f"- **{tt['status']}** — {tt['target']}: value {tt['value']} (bound {tt['bound']}); {tt['detail']}")
     failures = [r for r in data["runs"] if not r.get("ok")]
-    if failures:
+    audit_error = (data.get("audit") or {}).get("error")
+    if failures or audit_error:
         lines += ["", "## Failed or skipped runs", ""]
         for r in failures:
             why = r.get("skipped") or r.get("check_failed") or (
                 f"rc={r.get('returncode')}: " + " ".join((r.get("stderr_tail") or r.get("stdout_tail") or "").split())[-300:])
             lines.append(f"- {r['op']} / {r['tool']} / {human(r['size_bytes'])} / r{r['repeat']}: {why}")
+        if audit_error:
+            lines.append(f"- audit / omsign: {audit_error}")
     scaling = {s: v for s, v in data["medians"].items() if "push" in v}
     if len(scaling) > 1:
         lines += ["", "## Scaling (push / pull throughput, MiB/s)", "",
@@ -915,7 +961,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="256 MiB, 1 repeat: a smoke test")
     ap.add_argument("--scaling", action="store_true", help="push/pull at 0.25, 0.5, 1, 2, 4 GiB too")
     ap.add_argument("--tools", default=",".join(TOOLS), help="transfer tools to compare (comma list)")
-    ap.add_argument("--skip", default="", help="phases to leave out: transfer,omsign,promotion,snapshot,hashing")
+    ap.add_argument("--skip", default="", help="phases to leave out: transfer,omsign,promotion,snapshot,hashing,audit")
     ap.add_argument("--workdir", default=str(RESULTS / "tmp"), help="scratch space (needs ~5x the model size)")
     ap.add_argument("--out", default=str(RESULTS), help="where latest.json/.md/throughput.png go")
     ap.add_argument("--report-only", action="store_true", help="rebuild reports from OUT/latest.json")
@@ -992,6 +1038,8 @@ def main() -> int:
                 write_reports(data, out)  # partial results survive an interrupted run
             except Exception as exc:  # a report bug must not end the measurements
                 b.log(f"partial report failed: {type(exc).__name__}: {exc}")
+        if "audit" not in skip:
+            data["audit"] = phase_audit(b)
     finally:
         b.stop_all()
         rmtree(b.work)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, UsageError, VerificationError
 from .reference import Reference, parse_reference
+from .signing.modelsig import DEFAULT_SIGNATURE_NAME
 from .store import open_store
 from .store.base import Store, StoreOptions
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:  # the engines load on first use: `omsign sign` needs none of 
     from .verify.policy import Policy
     from .verify.result import VerificationResult
 
-MODEL_SIG_NAME = "model.sig"
+MODEL_SIG_NAME = DEFAULT_SIGNATURE_NAME  # where pull --verify writes the model-signing bundle
 
 
 def _ref(ref: str | Reference) -> Reference:

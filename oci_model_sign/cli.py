@@ -3,7 +3,9 @@
 No logic lives here. Every failure prints one line on stderr (``omsign: error: ...``) and
 exits with the code of its class (see ``errors.py`` and the README); a traceback is a bug and
 is shown only with ``OMSIGN_DEBUG=1``. Options are defined once, in groups, in
-``cli_options.py``; what is printed is shaped in ``cli_output.py``.
+``cli_options.py``; what is printed is shaped in ``cli_output.py``. The module runs past 500
+lines only because it holds one short parse-and-call function per command (its help text and
+examples included); commands with logic of their own live beside it (``cli_audit.py``).
 """
 
 from __future__ import annotations
@@ -119,6 +121,7 @@ def _root(
 # -- from flags to library objects ------------------------------------------------------------
 def _store_options(reg: RegistryArgs, concurrency: int = 4) -> Any:
     from .store.base import StoreOptions
+    from .store.credentials import explicit_credentials
 
     password = None
     if reg.password_stdin:
@@ -127,13 +130,14 @@ def _store_options(reg: RegistryArgs, concurrency: int = 4) -> Any:
         password = sys.stdin.readline().rstrip("\r\n")
         if not password:
             raise UsageError("--password-stdin was given but stdin held no password")
-    env_user, env_pass = os.environ.get("OMSIGN_USERNAME"), os.environ.get("OMSIGN_REGISTRY_PASSWORD")
+    username, password, source = explicit_credentials(reg.username, password)
     return StoreOptions(
         plain_http=reg.plain_http,
         insecure=reg.insecure,
         ca_file=str(reg.ca_file) if reg.ca_file is not None else None,
-        username=reg.username or env_user,
-        password=password if password is not None else env_pass,
+        username=username,
+        password=password,
+        credentials_source=source,
         concurrency=concurrency,
     )
 
@@ -692,6 +696,7 @@ def login(
         password = getpass.getpass("Password: ")
     options = _store_options(dataclasses.replace(reg, username=None, password_stdin=False))
     options.username, options.password = reg.username, password
+    options.credentials_source = "--username and --password-stdin" if reg.password_stdin else "--username"
     api.check_login(registry, options)
     path = save_credentials(registry, reg.username, password)
     typer.echo(f"Login succeeded; credentials stored in {path}", err=True)
@@ -716,7 +721,7 @@ def _with_creds(options: Any, creds: str | None, flag: str) -> Any:
     user, sep, password = creds.partition(":")
     if not user:
         raise UsageError(f"{flag} must be USER[:PASSWORD]")
-    return dataclasses.replace(options, username=user, password=password if sep else "")
+    return dataclasses.replace(options, username=user, password=password if sep else "", credentials_source=flag)
 
 
 def _explicit_tag(text: str) -> bool:

@@ -10,7 +10,6 @@ end it with one line on stderr, as every omsign command ends.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -43,6 +42,7 @@ def _between(values: tuple[str, str] | None) -> tuple[datetime, datetime] | None
 
 def _store_options(plain_http: bool | None, insecure: bool, username: str | None, password_stdin: bool, jobs: int) -> Any:
     from .store.base import StoreOptions
+    from .store.credentials import explicit_credentials
 
     password = None
     if password_stdin:
@@ -51,11 +51,13 @@ def _store_options(plain_http: bool | None, insecure: bool, username: str | None
             raise UsageError("--password-stdin was given but stdin held no password")
         if not username:
             raise UsageError("--password-stdin needs --username")
+    username, password, source = explicit_credentials(username, password)
     return StoreOptions(
         plain_http=plain_http,
         insecure=insecure,
-        username=username or os.environ.get("OMSIGN_USERNAME"),
-        password=password if password is not None else os.environ.get("OMSIGN_REGISTRY_PASSWORD"),
+        username=username,
+        password=password,
+        credentials_source=source,
         concurrency=jobs,
     )
 

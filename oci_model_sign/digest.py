@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import BinaryIO
+from collections.abc import Callable
+from typing import BinaryIO, Protocol
 
 from .errors import IntegrityError
 
@@ -42,6 +43,26 @@ def verify_bytes(data: bytes, digest: str, size: int | None = None, what: str = 
     if actual != digest:
         raise IntegrityError(f"{what} content does not match its digest: expected {digest}, got {actual}")
     return data
+
+
+class Readable(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+def copy_verified(
+    src: Readable, out: BinaryIO, digest: str, size: int, progress: Callable[[int], None] | None = None
+) -> None:
+    """Copy a blob from ``src`` to ``out``, checking ``digest`` and ``size`` (reads one byte past
+    ``size`` so an overlong source fails instead of being cut)."""
+    writer = VerifyingWriter(out, digest, size)
+    while True:
+        chunk = src.read(min(CHUNK, size - writer.written + 1))
+        if not chunk:
+            break
+        writer.write(chunk)
+        if progress is not None:
+            progress(len(chunk))
+    writer.finish()
 
 
 class VerifyingWriter:

@@ -13,7 +13,24 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from rich.progress import TaskID
 
-Progress = Callable[[int], None]
+Progress = Callable[[int], None]  # called with each count of new bytes moved
+
+
+class HighWater:
+    """Feeds a ``Progress`` callback positions, reporting only the part past the highest seen.
+
+    A resumed upload re-sends bytes, a download the registry cannot resume starts over: the bar
+    must count no byte twice and never move backwards.
+    """
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.progress = progress
+        self.reported = 0
+
+    def reach(self, position: int) -> None:
+        if self.progress is not None and position > self.reported:
+            self.progress(position - self.reported)
+        self.reported = max(self.reported, position)
 
 
 class Reporter(Protocol):

@@ -19,6 +19,16 @@ from .errors import UsageError
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
+DOCKER_HUB_ALIASES = (DOCKER_HUB, "index.docker.io", DOCKER_HUB_API)
+
+
+def canonical_registry(host: str) -> str:
+    """Docker Hub under any of its names -> ``docker.io``; every other host as given.
+
+    References, stored credentials and policy scopes all compare registries by this name.
+    """
+    return DOCKER_HUB if host in DOCKER_HUB_ALIASES else host
+
 
 _TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _COMPONENT_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
@@ -154,8 +164,7 @@ def parse_reference(text: str) -> Reference:
             raise UsageError(f"invalid reference {original!r}: bad registry host {registry!r}")
     else:
         registry, path_parts = DOCKER_HUB, parts
-    if registry in ("index.docker.io", "registry-1.docker.io"):
-        registry = DOCKER_HUB
+    registry = canonical_registry(registry)
     if registry == DOCKER_HUB and len(path_parts) == 1:
         path_parts = ["library", *path_parts]
     for part in path_parts:

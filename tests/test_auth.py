@@ -29,6 +29,7 @@ from oci_model_sign.store.credentials import (
     Credentials,
     credentials_from_config,
     docker_config_path,
+    explicit_credentials,
     normalize_server,
     remove_credentials,
     save_credentials,
@@ -72,6 +73,56 @@ def test_wrong_password_is_an_auth_error_with_a_hint(auth_registry: registry_ser
     assert "\n" not in err.one_line()
     assert err.hint is not None and f"omsign login {auth_registry.host}" in err.hint
     assert "--password-stdin" in err.hint
+
+
+def test_refused_credentials_name_the_variable_they_came_from(
+    auth_registry: registry_server.RegistryServer, tmp_path: Path
+) -> None:
+    """Credentials set through OMSIGN_USERNAME are named so, not as a --username never typed."""
+    from tests.helpers import make_model, run_cli
+
+    model = make_model(tmp_path / "m")
+    env = {"OMSIGN_USERNAME": str(auth_registry.username), "OMSIGN_REGISTRY_PASSWORD": "wrong"}
+    res = run_cli("push", model, f"{auth_registry.host}/auth/{uuid.uuid4().hex[:8]}:v1", env=env)
+    assert res.returncode == 5, res.stderr
+    assert "(from OMSIGN_USERNAME and OMSIGN_REGISTRY_PASSWORD)" in res.stderr
+    assert "from --username" not in res.stderr
+
+
+def test_refused_credentials_name_the_flag_they_came_from(auth_registry: registry_server.RegistryServer, tmp_path: Path) -> None:
+    from tests.helpers import make_model, run_cli
+
+    model = make_model(tmp_path / "m")
+    ref = f"{auth_registry.host}/auth/{uuid.uuid4().hex[:8]}:v1"
+    res = run_cli("push", model, ref, "--username", str(auth_registry.username), "--password-stdin", input="wrong\n")
+    assert res.returncode == 5, res.stderr
+    assert "(from --username and --password-stdin)" in res.stderr
+
+
+def test_refused_login_names_the_flag_even_with_a_username_variable_set(
+    auth_registry: registry_server.RegistryServer,
+) -> None:
+    from tests.helpers import run_cli
+
+    env = {"OMSIGN_USERNAME": "someone-else"}
+    res = run_cli("login", auth_registry.host, "--username", str(auth_registry.username), "--password-stdin",
+                  input="wrong\n", env=env)
+    assert res.returncode == 5, res.stderr
+    assert "(from --username and --password-stdin)" in res.stderr
+
+
+def test_explicit_credentials_prefer_flags_and_name_their_source() -> None:
+    env = {"OMSIGN_USERNAME": "env-user", "OMSIGN_REGISTRY_PASSWORD": "env-pw"}
+    assert explicit_credentials("u", "p", environ=env) == ("u", "p", "--username and --password-stdin")
+    assert explicit_credentials("u", None, environ=env) == ("u", "env-pw", "--username and OMSIGN_REGISTRY_PASSWORD")
+    assert explicit_credentials(None, None, environ={"OMSIGN_USERNAME": "e"}) == ("e", None, "OMSIGN_USERNAME")
+    assert explicit_credentials(None, None, environ={}) == (None, None, None)
+
+
+def test_api_credentials_without_a_source_are_named_options(auth_registry: registry_server.RegistryServer) -> None:
+    store = auth_store(auth_registry, username=auth_registry.username, password="wrong")
+    with store, pytest.raises(AuthError, match=r"\(from options\)"):
+        store.resolve("latest")
 
 
 def test_login_check_refuses_wrong_credentials(auth_registry: registry_server.RegistryServer) -> None:

@@ -8,31 +8,17 @@ the next page. A registry with more repositories than the audit may walk is refu
 
 from __future__ import annotations
 
-import httpx
-
 from ..errors import IntegrityError, LimitError, RegistryError
 from ..limits import load_json
 from ..store.auth import login_hint
 from ..store.registry import MAX_PAGES, parse_next_link
-from ..store.session import RegistrySession
+from ..store.session import RegistrySession, read_bounded
 from ..store.transport import http_error
 
 CATALOG_SCOPE = "registry:catalog:*"
 
 
-def _read_bounded(resp: httpx.Response, limit: int, host: str) -> bytes:
-    try:
-        data = bytearray()
-        for piece in resp.iter_bytes():
-            data += piece
-            if len(data) > limit:
-                raise LimitError(
-                    f"a catalog page of {host} is over the limit of {limit} bytes",
-                    hint="raise OMSIGN_MAX_INDEX_BYTES if this is expected",
-                )
-        return bytes(data)
-    finally:
-        resp.close()
+
 
 
 def list_repositories(session: RegistrySession, *, limit: int, page_size: int = 100) -> list[str]:
@@ -53,7 +39,9 @@ def list_repositories(session: RegistrySession, *, limit: int, page_size: int = 
             )
         link = resp.headers.get("link")
         page_url = str(resp.request.url)
-        data = _read_bounded(resp, max_bytes, session.host)
+        data = read_bounded(
+            resp, max_bytes, f"a catalog page of {session.host}", hint="raise OMSIGN_MAX_INDEX_BYTES if this is expected"
+        )
         value = load_json(data, max_bytes=max_bytes, depth=8, what="repository catalog")
         repos = value.get("repositories") if isinstance(value, dict) else None
         if not isinstance(repos, list) or not all(isinstance(r, str) for r in repos):

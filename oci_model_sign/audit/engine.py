@@ -31,7 +31,7 @@ from ..oci.mediatypes import (
     SIMPLE_SIGNING_MEDIA_TYPE,
 )
 from ..policyfile import Authority, Decision, ScopePolicy, TrustPolicy
-from ..reference import Reference, legacy_signature_tag, parse_reference
+from ..reference import Reference, canonical_registry, legacy_signature_tag, parse_reference
 from ..store.base import StoreOptions
 from ..store.registry import RegistryStore
 from ..store.session import RegistrySession
@@ -191,7 +191,7 @@ def parse_targets(targets: Iterable[str]) -> dict[str, list[Reference] | None]:
         if "/" not in text:
             ref = parse_reference(f"{text}/catalog")  # checks the host; the repository is a stand-in
             lowered = text.lower()
-            expected = "docker.io" if lowered in ("index.docker.io", "registry-1.docker.io") else lowered
+            expected = canonical_registry(lowered)
             if ref.registry is None or ref.registry.lower() != expected:
                 raise UsageError(f"{text!r} is not a registry host", hint="pass REGISTRY or REGISTRY/REPO")
             out[ref.registry] = None

@@ -5,60 +5,40 @@ mtime and ctime (ctime cannot be set back by ``touch``), and a replaced file has
 A stale hit is not a security problem anyway: the store (or registry) checks the bytes sent
 against the digest, so a wrong cached digest fails the push instead of mislabelling a file.
 
-Stored in SQLite (``$XDG_CACHE_HOME/omsign/digests.sqlite``), which serialises concurrent
-processes with its own locking. The cache never fails a command: any database error disables
-it for the rest of the process.
+Stored in SQLite (``$XDG_CACHE_HOME/omsign/digests.sqlite``); like every ``SqliteCache`` it
+never fails a command.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-import threading
 from pathlib import Path
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS digests (
-    realpath TEXT PRIMARY KEY,
-    size INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL,
-    ctime_ns INTEGER NOT NULL,
-    inode INTEGER NOT NULL,
-    dev INTEGER NOT NULL,
-    digest TEXT NOT NULL
-)
-"""
+from ..sqlitecache import SqliteCache, cache_file
 
 
 def default_cache_path() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "omsign" / "digests.sqlite"
+    return cache_file("digests.sqlite")
 
 
-class DigestCache:
+class DigestCache(SqliteCache):
     """``get``/``put`` of sha256 digests by file identity; ``enabled=False`` for ``--no-cache``."""
 
-    def __init__(self, path: Path | None = None, *, enabled: bool = True) -> None:
-        self.path = path or default_cache_path()
-        self.enabled = enabled
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
+    SCHEMA = """
+    CREATE TABLE IF NOT EXISTS digests (
+        realpath TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        ctime_ns INTEGER NOT NULL,
+        inode INTEGER NOT NULL,
+        dev INTEGER NOT NULL,
+        digest TEXT NOT NULL
+    )
+    """
 
-    def _connect(self) -> sqlite3.Connection | None:
-        if not self.enabled:
-            return None
-        if self._conn is None:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False,
-                                       isolation_level=None)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute(_SCHEMA)
-                self._conn = conn
-            except (sqlite3.Error, OSError):
-                self.enabled = False
-                return None
-        return self._conn
+    def __init__(self, path: Path | None = None, *, enabled: bool = True) -> None:
+        super().__init__(path or default_cache_path(), enabled=enabled)
 
     @staticmethod
     def _key(path: Path | str, st: os.stat_result) -> tuple[str, int, int, int, int, int]:
@@ -66,38 +46,19 @@ class DigestCache:
 
     def get(self, path: Path | str, st: os.stat_result) -> str | None:
         """The cached digest of ``path`` if its identity still matches ``st``, else None."""
-        with self._lock:
-            conn = self._connect()
-            if conn is None:
-                return None
-            real, size, mtime, ctime, ino, dev = self._key(path, st)
-            try:
-                row = conn.execute(
-                    "SELECT digest FROM digests WHERE realpath=? AND size=? AND mtime_ns=? "
-                    "AND ctime_ns=? AND inode=? AND dev=?",
-                    (real, size, mtime, ctime, ino, dev),
-                ).fetchone()
-            except sqlite3.Error:
-                self.enabled = False
-                return None
+        key = self._key(path, st)
+
+        def query(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(
+                "SELECT digest FROM digests WHERE realpath=? AND size=? AND mtime_ns=? "
+                "AND ctime_ns=? AND inode=? AND dev=?",
+                key,
+            ).fetchone()
             return str(row[0]) if row else None
+
+        return self._run(query, None)
 
     def put(self, path: Path | str, st: os.stat_result, digest: str) -> None:
         """Remember ``digest`` for ``path`` as it was when ``st`` was taken (before hashing)."""
-        with self._lock:
-            conn = self._connect()
-            if conn is None:
-                return
-            try:
-                conn.execute(
-                    "INSERT OR REPLACE INTO digests VALUES (?,?,?,?,?,?,?)",
-                    (*self._key(path, st), digest),
-                )
-            except sqlite3.Error:
-                self.enabled = False
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        row = (*self._key(path, st), digest)
+        self._run(lambda conn: conn.execute("INSERT OR REPLACE INTO digests VALUES (?,?,?,?,?,?,?)", row), None)

@@ -36,6 +36,7 @@ from ..errors import InputError, UsageError
 from ..oci import mediatypes as mt
 from ..oci.descriptor import Descriptor
 from ..oci.manifest import compact_json
+from ..signing.modelsig import GIT_IGNORE_PATHS
 from ..store.base import BlobSource
 from .conventions import (
     MediaTypes,
@@ -48,7 +49,6 @@ from .conventions import (
 from .digestcache import DigestCache
 from .tarzstd import BuiltTar, members_for_folder, write_tar
 
-GIT_PATHS = (".git", ".gitattributes", ".github", ".gitignore")
 # Left by tools, never part of a model: huggingface_hub's download metadata and macOS Finder's.
 TOOL_PATHS = (".cache/huggingface", ".DS_Store", "*/.DS_Store")
 HF_CACHE_PREFIXES = ("models--", "datasets--", "spaces--")
@@ -311,7 +311,7 @@ def plan_model(model_dir: Path, options: PackOptions | None = None, *,
     patterns = [_normalise_pattern(p) for p in options.ignore]
     ignore_paths = list(patterns)
     if options.ignore_git:
-        ignore_paths.extend(p for p in GIT_PATHS if p not in ignore_paths)
+        ignore_paths.extend(p for p in GIT_IGNORE_PATHS if p not in ignore_paths)
     walk_patterns = list(patterns)
     if stat.S_ISREG(st.st_mode):
         root = model_dir.parent
@@ -322,7 +322,7 @@ def plan_model(model_dir: Path, options: PackOptions | None = None, *,
         root = model_dir
         # The git paths are ignored at the top level only (OMS spec).
         if options.ignore_git:
-            walk_patterns += [p for p in GIT_PATHS if p not in walk_patterns]
+            walk_patterns += [p for p in GIT_IGNORE_PATHS if p not in walk_patterns]
         if options.ignore_tool_files:
             walk_patterns += [p for p in TOOL_PATHS if p not in walk_patterns]
         hf_repo = hf_cache_repo(model_dir)

@@ -22,6 +22,7 @@ import sys
 from pathlib import Path, PurePosixPath
 from types import TracebackType
 
+from ..durable import fsync_dir
 from ..errors import InputError
 from .unpack import ModelEntry, safe_relpath
 
@@ -197,15 +198,6 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(b))
 
 
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 class Staging:
     """Files land in a temporary folder next to ``dest`` and move in only after verification.
 
@@ -277,12 +269,12 @@ class Staging:
         for rel in files:
             with open(self.root / rel, "rb") as f:
                 os.fsync(f.fileno())
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
         try:
             self._place(self.root)
         except OSError as exc:
             raise InputError(f"cannot put the model in place as {self.given}: {exc.strerror or exc}") from exc
-        _fsync_dir(self.dest.parent)
+        fsync_dir(self.dest.parent)
         return files
 
     def _place(self, root: Path) -> None:
@@ -338,7 +330,7 @@ class Staging:
             f.write(os.fsencode(self.dest.name))
             f.flush()
             os.fsync(f.fileno())
-        _fsync_dir(parent)
+        fsync_dir(parent)
         try:
             os.rename(self.dest, aside)
             try:

@@ -30,9 +30,8 @@ import re
 from dataclasses import dataclass
 
 from ..digest import is_digest
-from ..reference import DOCKER_HUB, parse_reference
+from ..reference import DOCKER_HUB, canonical_registry, parse_reference
 
-_DOCKER_ALIASES = ("index.docker.io", "registry-1.docker.io", "docker.io")
 _COMPONENT_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 _TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _HOST_RE = re.compile(
@@ -167,7 +166,7 @@ def _is_host(component: str) -> bool:
 
 def _canonical_host(host: str) -> str:
     host = host.lower()
-    return DOCKER_HUB if host in _DOCKER_ALIASES else host
+    return canonical_registry(host.lower())
 
 
 def _check_host(host: str, text: str) -> None:

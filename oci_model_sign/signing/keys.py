@@ -83,17 +83,23 @@ def resolve_password(
         value = os.environ.get(name)
         if value is not None:
             return value.encode("utf-8")
+    return ask_secret(prompt, "password", what, hint=f"set {' or '.join(env)} (may be empty)").encode("utf-8")
+
+
+def ask_secret(prompt: Prompt | None, kind: str, where: str, *, hint: str) -> str:
+    """Ask for a key's ``kind`` of secret ("password", "PIN") on the terminal, else fail clearly.
+
+    Only with a terminal on stdin: in CI a prompt that hangs is worse than an error naming the
+    variable to set (``hint``).
+    """
     if prompt is None:
         if not _tty():
-            raise InputError(
-                f"no password for {what} and no terminal to ask for one",
-                hint=f"set {' or '.join(env)} (may be empty)",
-            )
+            raise InputError(f"no {kind} for {where} and no terminal to ask for one", hint=hint)
         prompt = getpass.getpass
     try:
-        return prompt(f"Enter password for {what}: ").encode("utf-8")
+        return prompt(f"Enter {kind} for {where}: ")
     except (EOFError, KeyboardInterrupt) as exc:
-        raise InputError(f"no password entered for {what}") from exc
+        raise InputError(f"no {kind} entered for {where}") from exc
 
 
 def _read_limited(path: Path, what: str) -> bytes:

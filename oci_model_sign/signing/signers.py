@@ -43,6 +43,7 @@ from ..oci.mediatypes import (
     BUNDLE_MEDIA_TYPE,
     IN_TOTO_PAYLOAD_TYPE,
 )
+from .certfiles import read_certificates
 from .dsse import sign_envelope
 from .keys import (
     PUBLIC_KEY_TYPES,
@@ -251,20 +252,6 @@ class KeySigner(_ContextSigner):
         return LegacySignature(signature_b64=_b64(sig), rekor_bundle_json=self._rekor_annotation(sig, payload))
 
 
-def _load_certificates(path: Path, what: str) -> list[x509.Certificate]:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
-    try:
-        certs = x509.load_pem_x509_certificates(data)
-    except ValueError as exc:
-        raise InputError(f"{path.name} is not a PEM certificate file: {exc}") from exc
-    if not certs:
-        raise InputError(f"{path.name} holds no certificate")
-    return certs
-
-
 def _pem(cert: x509.Certificate) -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
@@ -291,10 +278,10 @@ class CertificateSigner(KeySigner):
     ) -> None:
         super().__init__(key_path, password, prompt=prompt, tlog=tlog)
         cert_path = Path(certificate_path)
-        self.certificate = _load_certificates(cert_path, "signing certificate")[0]
+        self.certificate = read_certificates(cert_path, "signing certificate")[0]
         self.chain: list[x509.Certificate] = []
         for p in chain_paths or []:
-            self.chain.extend(_load_certificates(Path(p), "certificate chain"))
+            self.chain.extend(read_certificates(p, "certificate chain"))
         cert_key = self.certificate.public_key()
         if not isinstance(cert_key, PUBLIC_KEY_TYPES) or public_key_der(cert_key) != public_key_der(
             self.key

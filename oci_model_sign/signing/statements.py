@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 from ..errors import InputError
 from ..oci.mediatypes import COSIGN_SIGN_PREDICATE, IN_TOTO_STATEMENT_V1, SIMPLE_SIGNING_TYPE
+from ..reference import DOCKER_HUB_ALIASES
 
 _SHA256_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
@@ -61,7 +62,7 @@ def cosign_docker_reference(registry: str | None, repository: str) -> str:
     """The ``docker-reference`` cosign writes: go-containerregistry's ``Repository.Name()``,
     which spells Docker Hub ``index.docker.io`` (``docker.io/library/x`` ->
     ``index.docker.io/library/x``); other registries are written as given."""
-    if registry in (None, "", "docker.io", "index.docker.io", "registry-1.docker.io"):
+    if not registry or registry in DOCKER_HUB_ALIASES:
         return f"index.docker.io/{repository}"
     return f"{registry}/{repository}"
 

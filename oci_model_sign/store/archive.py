@@ -27,14 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..digest import CHUNK, VerifyingWriter, is_digest, verify_bytes
+from ..digest import CHUNK, copy_verified, is_digest, verify_bytes
 from ..errors import InputError, IntegrityError, LimitError, NotFoundError
 from ..limits import Limits, load_json
 from ..oci.descriptor import Descriptor, ManifestData
-from ..oci.mediatypes import ANNOTATION_REF_NAME, MANIFEST_TYPES, OCI_INDEX, OCI_MANIFEST
+from ..oci.mediatypes import ANNOTATION_REF_NAME, OCI_INDEX
 from ..reference import Reference
 from .base import BlobSource, Progress, StoreOptions
-from .layout import INDEX_FILE, LAYOUT_FILE, LayoutStore
+from .layout import INDEX_FILE, LAYOUT_FILE, LayoutStore, sniff_manifest_type
 
 BLOCK = 512
 MAX_EXTENDED_HEADER = 64 * 1024  # a PAX or GNU long-name record: names, not data
@@ -355,16 +355,8 @@ class ArchiveStore:
         member = (self._members or {}).get(_blob_name(desc.digest))
         if member is None:
             raise NotFoundError(f"blob {desc.digest} is not in {self.path}")
-        writer = VerifyingWriter(out, desc.digest, desc.size)
         with _Section(self.path, member) as f:
-            while True:
-                chunk = f.read(min(CHUNK, desc.size - writer.written + 1))
-                if not chunk:
-                    break
-                writer.write(chunk)
-                if progress is not None:
-                    progress(len(chunk))
-        writer.finish()
+            copy_verified(f, out, desc.digest, desc.size, progress)
 
     def read_blob(self, desc: Descriptor, max_bytes: int) -> bytes:
         if self._staging is not None:
@@ -386,20 +378,12 @@ class ArchiveStore:
             limit = max(self.limits.manifest_bytes, self.limits.index_bytes)
             data = self._read_member(_blob_name(identifier), limit, f"manifest {identifier}")
             verify_bytes(data, identifier, what="manifest")
-            return Descriptor(self._sniff_type(data), identifier, len(data))
+            return Descriptor(sniff_manifest_type(data, self.limits), identifier, len(data))
         found = [d for d in entries if (d.annotations or {}).get(ANNOTATION_REF_NAME) == identifier]
         if not found:
             raise NotFoundError(f"tag {identifier!r} is not in {self.path}", hint="list the tags with omsign ls")
         desc = found[-1]
         return Descriptor(desc.media_type, desc.digest, desc.size, artifact_type=desc.artifact_type)
-
-    def _sniff_type(self, data: bytes) -> str:
-        value = load_json(data, max_bytes=max(self.limits.manifest_bytes, self.limits.index_bytes),
-                          depth=self.limits.json_depth, what="manifest")
-        media_type = value.get("mediaType") if isinstance(value, dict) else None
-        if isinstance(media_type, str) and media_type in MANIFEST_TYPES:
-            return media_type
-        return OCI_INDEX if isinstance(value, dict) and "manifests" in value else OCI_MANIFEST
 
     def get_manifest(self, identifier: str) -> ManifestData:
         if self._staging is not None:

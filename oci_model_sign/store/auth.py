@@ -217,12 +217,14 @@ class HostAuth:
         *,
         username: str | None = None,
         password: str | None = None,
+        credentials_source: str | None = None,
         docker_config: Path | None = None,
     ) -> None:
         self.host = host  # host:port the API is spoken to, for messages
         self.registry = registry  # the name credentials are stored under
         self._username = username
         self._password = password
+        self._credentials_source = credentials_source or "options"
         self._docker_config = docker_config
         self._lock = threading.Lock()
         self._scheme: str | None = None  # "basic" or "bearer" once the registry challenged us
@@ -244,7 +246,9 @@ class HostAuth:
         """Explicit options first, else the docker config; looked up once, only when challenged."""
         if not self._credentials_loaded:
             if self._username is not None:
-                self._credentials = Credentials(self._username, self._password or "", source="--username")
+                self._credentials = Credentials(
+                    self._username, self._password or "", source=self._credentials_source
+                )
             else:
                 self._credentials = credentials_from_config(self.registry, self._docker_config)
             self._credentials_loaded = True

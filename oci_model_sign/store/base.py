@@ -16,10 +16,8 @@ from typing import BinaryIO, Protocol, runtime_checkable
 
 from ..limits import Limits
 from ..oci.descriptor import Descriptor, ManifestData
+from ..progress import Progress as Progress  # called with each count of new bytes moved
 from ..reference import Reference
-
-# Called with the number of new bytes moved; lets the CLI drive progress bars.
-Progress = Callable[[int], None]
 
 
 @dataclass(frozen=True)
@@ -74,6 +72,9 @@ class StoreOptions:
     ca_file: str | None = None  # PEM bundle to trust for HTTPS (else $SSL_CERT_FILE, else bundled roots)
     username: str | None = None
     password: str | None = None
+    # Where username/password came from, named in "refused the credentials" errors: the flag
+    # or variable the user set ("--username", "OMSIGN_USERNAME", "--src-creds"). The CLI fills it.
+    credentials_source: str | None = None
     docker_config: Path | None = None
     concurrency: int = 4
     chunk_size: int = 64 * 1024 * 1024  # for chunked uploads of large blobs

@@ -5,75 +5,53 @@ Registries store a blob once and let a client link it into another repository wi
 gets its speed from this. The cache is only a hint: a stale entry (blob deleted, repository
 gone, no pull access) makes the registry refuse the mount and the caller uploads as usual.
 
-Stored in SQLite beside the digest cache (``$XDG_CACHE_HOME/omsign/blobs.sqlite``). Like the
-digest cache it never fails a command: any database error disables it for the process.
+Stored in SQLite beside the digest cache (``$XDG_CACHE_HOME/omsign/blobs.sqlite``); like every
+``SqliteCache`` it never fails a command.
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS locations (
-    registry TEXT NOT NULL,
-    repository TEXT NOT NULL,
-    digest TEXT NOT NULL,
-    seen REAL NOT NULL,
-    PRIMARY KEY (registry, digest, repository)
-)
-"""
+from ..sqlitecache import SqliteCache, cache_file
+
 MAX_CANDIDATES = 3  # mounts to try per blob before uploading: each refusal costs a round trip
 
 
 def default_cache_path() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "omsign" / "blobs.sqlite"
+    return cache_file("blobs.sqlite")
 
 
-class BlobLocationCache:
+class BlobLocationCache(SqliteCache):
     """``record`` where blobs are; ``repositories`` of a registry that last held a digest."""
 
-    def __init__(self, path: Path | None = None, *, enabled: bool = True) -> None:
-        self.path = path or default_cache_path()
-        self.enabled = enabled
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
+    SCHEMA = """
+    CREATE TABLE IF NOT EXISTS locations (
+        registry TEXT NOT NULL,
+        repository TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        seen REAL NOT NULL,
+        PRIMARY KEY (registry, digest, repository)
+    )
+    """
 
-    def _connect(self) -> sqlite3.Connection | None:
-        if not self.enabled:
-            return None
-        if self._conn is None:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute(_SCHEMA)
-                self._conn = conn
-            except (sqlite3.Error, OSError):
-                self.enabled = False
-                return None
-        return self._conn
+    def __init__(self, path: Path | None = None, *, enabled: bool = True) -> None:
+        super().__init__(path or default_cache_path(), enabled=enabled)
 
     def repositories(self, registry: str, digest: str) -> list[str]:
         """Repositories of ``registry`` that held ``digest``, most recently seen first."""
-        with self._lock:
-            conn = self._connect()
-            if conn is None:
-                return []
-            try:
-                rows = conn.execute(
-                    "SELECT repository FROM locations WHERE registry=? AND digest=? ORDER BY seen DESC LIMIT ?",
-                    (registry, digest, MAX_CANDIDATES),
-                ).fetchall()
-            except sqlite3.Error:
-                self.enabled = False
-                return []
+
+        def query(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute(
+                "SELECT repository FROM locations WHERE registry=? AND digest=? ORDER BY seen DESC LIMIT ?",
+                (registry, digest, MAX_CANDIDATES),
+            ).fetchall()
             return [str(r[0]) for r in rows]
+
+        return self._run(query, [])
 
     def record(self, registry: str, repository: str, digests: Iterable[str]) -> None:
         """Remember that ``repository`` on ``registry`` now holds each of ``digests``."""
@@ -81,33 +59,24 @@ class BlobLocationCache:
         rows = [(registry, repository, d, now) for d in digests]
         if not rows:
             return
-        with self._lock:
-            conn = self._connect()
-            if conn is None:
-                return
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN")
             try:
-                conn.execute("BEGIN")
                 conn.executemany("INSERT OR REPLACE INTO locations VALUES (?,?,?,?)", rows)
-                conn.execute("COMMIT")
             except sqlite3.Error:
-                self.enabled = False
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+        self._run(write, None)
 
     def forget(self, registry: str, repository: str, digest: str) -> None:
         """Drop an entry a registry refused to mount from."""
-        with self._lock:
-            conn = self._connect()
-            if conn is None:
-                return
-            try:
-                conn.execute(
-                    "DELETE FROM locations WHERE registry=? AND repository=? AND digest=?",
-                    (registry, repository, digest),
-                )
-            except sqlite3.Error:
-                self.enabled = False
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        self._run(
+            lambda conn: conn.execute(
+                "DELETE FROM locations WHERE registry=? AND repository=? AND digest=?",
+                (registry, repository, digest),
+            ),
+            None,
+        )

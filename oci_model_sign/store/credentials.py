@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AuthError, InputError
+from ..reference import canonical_registry
 
 LOGIN_HINT = "run omsign login {host} or pass --username/--password-stdin"
-DOCKER_HUB_ALIASES = ("docker.io", "index.docker.io", "registry-1.docker.io")
 DOCKER_HUB_SERVER = "https://index.docker.io/v1/"  # the key docker login writes for Hub
 HELPER_TIMEOUT = 30.0
 
@@ -46,6 +46,23 @@ class Credentials:
     @property
     def has_secret(self) -> bool:
         return bool(self.identity_token) or (self.username is not None and self.password is not None)
+
+
+def explicit_credentials(
+    username: str | None, password: str | None, *, environ: dict[str, str] | None = None
+) -> tuple[str | None, str | None, str | None]:
+    """``(username, password, source)`` from flags, else ``OMSIGN_USERNAME`` and
+    ``OMSIGN_REGISTRY_PASSWORD``; ``source`` names what the user set, so a refusal says which
+    setting to fix (a stale variable is easy to forget)."""
+    env = os.environ if environ is None else environ
+    user_from = "--username" if username else "OMSIGN_USERNAME" if env.get("OMSIGN_USERNAME") else None
+    username = username or env.get("OMSIGN_USERNAME") or None
+    pass_from = "--password-stdin" if password is not None else None
+    if password is None and env.get("OMSIGN_REGISTRY_PASSWORD") is not None:
+        password, pass_from = env["OMSIGN_REGISTRY_PASSWORD"], "OMSIGN_REGISTRY_PASSWORD"
+    if user_from is None:
+        return None, password, None
+    return username, password, user_from if pass_from is None else f"{user_from} and {pass_from}"
 
 
 # -- docker config ----------------------------------------------------------------------------
@@ -91,7 +108,7 @@ def normalize_server(key: str) -> str:
     if "://" in text:
         text = text.split("://", 1)[1]
     text = text.split("/", 1)[0].lower()
-    return "docker.io" if text in DOCKER_HUB_ALIASES else text
+    return canonical_registry(text)
 
 
 def helper_server_url(host: str) -> str:

@@ -17,7 +17,7 @@ import httpx
 from ..digest import CHUNK, VerifyingWriter
 from ..errors import LimitError, RegistryError
 from ..oci.descriptor import Descriptor
-from .base import Progress
+from ..progress import HighWater, Progress
 from .session import RepositoryClient
 from .transport import describe_transport_error
 
@@ -31,6 +31,7 @@ def fetch_blob(repo: RepositoryClient, desc: Descriptor, out: BinaryIO, progress
     except (OSError, ValueError):
         start = None
     writer = VerifyingWriter(out, desc.digest, desc.size)
+    mark = HighWater(progress)
     failures = 0
     url = repo.blob_url(desc.digest)
     while True:
@@ -59,7 +60,7 @@ def fetch_blob(repo: RepositoryClient, desc: Descriptor, out: BinaryIO, progress
                     before = 0
                 elif resp.status_code != 200:
                     raise repo.error(resp, f"blob {desc.digest}")
-                _drain(repo, resp, writer, progress)
+                _drain(repo, resp, writer, mark)
             finally:
                 resp.close()
             writer.finish()
@@ -80,7 +81,7 @@ def fetch_blob(repo: RepositoryClient, desc: Descriptor, out: BinaryIO, progress
             time.sleep(repo.backoff(max(failures - 1, 0)))
 
 
-def _drain(repo: RepositoryClient, resp: httpx.Response, writer: VerifyingWriter, progress: Progress | None) -> None:
+def _drain(repo: RepositoryClient, resp: httpx.Response, writer: VerifyingWriter, mark: HighWater) -> None:
     """Hash and write each piece as the transport hands it over.
 
     ``iter_raw``: blobs are requested with ``Accept-Encoding: identity``, so there is
@@ -94,17 +95,13 @@ def _drain(repo: RepositoryClient, resp: httpx.Response, writer: VerifyingWriter
             writer.write(piece)
             unreported += len(piece)
             if unreported >= CHUNK:
-                _report(repo, unreported, progress)
+                repo.stats.add(downloaded_bytes=unreported)
+                mark.reach(writer.written)
                 unreported = 0
     finally:
         if unreported:
-            _report(repo, unreported, progress)
-
-
-def _report(repo: RepositoryClient, n: int, progress: Progress | None) -> None:
-    repo.stats.add(downloaded_bytes=n)
-    if progress is not None:
-        progress(n)
+            repo.stats.add(downloaded_bytes=unreported)
+            mark.reach(writer.written)
 
 
 def read_blob(repo: RepositoryClient, desc: Descriptor, max_bytes: int) -> bytes:

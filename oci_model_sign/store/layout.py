@@ -24,7 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..digest import CHUNK, VerifyingWriter, is_digest, new_hasher, verify_bytes
+from ..digest import CHUNK, copy_verified, is_digest, new_hasher, verify_bytes
+from ..durable import fsync_dir
 from ..errors import InputError, IntegrityError, LimitError, NotFoundError, UsageError
 from ..limits import Limits, load_json
 from ..oci.descriptor import Descriptor, ManifestData
@@ -45,13 +46,17 @@ INDEX_FILE = "index.json"
 _TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+def sniff_manifest_type(data: bytes, limits: Limits) -> str:
+    """The media type of a manifest found by digest alone (no descriptor says it): its own
+    ``mediaType``, else an index if it lists ``manifests``, else an image manifest."""
+    value = load_json(data, max_bytes=max(limits.manifest_bytes, limits.index_bytes),
+                      depth=limits.json_depth, what="manifest")
+    media_type = value.get("mediaType") if isinstance(value, dict) else None
+    if isinstance(media_type, str) and media_type in MANIFEST_TYPES:
+        return media_type
+    if isinstance(value, dict) and "manifests" in value:
+        return OCI_INDEX
+    return OCI_MANIFEST
 
 
 def open_regular(path: Path) -> BinaryIO:
@@ -100,7 +105,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 class LayoutStore:
@@ -267,7 +272,7 @@ class LayoutStore:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-        _fsync_dir(folder)
+        fsync_dir(folder)
         return Descriptor(OCTET_STREAM, digest, size)
 
     def _open_blob(self, digest: str) -> BinaryIO:
@@ -279,16 +284,8 @@ class LayoutStore:
             raise InputError(f"cannot read blob {digest} in {self.root}: {exc.strerror or exc}") from exc
 
     def fetch_blob(self, desc: Descriptor, out: BinaryIO, progress: Progress | None = None) -> None:
-        writer = VerifyingWriter(out, desc.digest, desc.size)
         with self._open_blob(desc.digest) as f:
-            while True:
-                chunk = f.read(min(CHUNK, desc.size - writer.written + 1))
-                if not chunk:
-                    break
-                writer.write(chunk)
-                if progress is not None:
-                    progress(len(chunk))
-        writer.finish()
+            copy_verified(f, out, desc.digest, desc.size, progress)
 
     def read_blob(self, desc: Descriptor, max_bytes: int) -> bytes:
         if desc.size > max_bytes:
@@ -313,23 +310,13 @@ class LayoutStore:
                 raise NotFoundError(f"manifest {identifier} is not in {self.root}")
             limit = max(self.limits.manifest_bytes, self.limits.index_bytes)
             data = verify_bytes(self._read_small(path, limit, "manifest"), identifier, what="manifest")
-            return Descriptor(self._sniff_type(data), identifier, len(data))
+            return Descriptor(sniff_manifest_type(data, self.limits), identifier, len(data))
         found = [desc for desc, _ in entries if (desc.annotations or {}).get(ANNOTATION_REF_NAME) == identifier]
         if not found:
             raise NotFoundError(f"tag {identifier!r} is not in {self.root}",
                                 hint="check the tag; a layout's tags are in its index.json")
         desc = found[-1]
         return Descriptor(desc.media_type, desc.digest, desc.size, artifact_type=desc.artifact_type)
-
-    def _sniff_type(self, data: bytes) -> str:
-        value = load_json(data, max_bytes=max(self.limits.manifest_bytes, self.limits.index_bytes),
-                          depth=self.limits.json_depth, what="manifest")
-        media_type = value.get("mediaType") if isinstance(value, dict) else None
-        if isinstance(media_type, str) and media_type in MANIFEST_TYPES:
-            return media_type
-        if isinstance(value, dict) and "manifests" in value:
-            return OCI_INDEX
-        return OCI_MANIFEST
 
     def get_manifest(self, identifier: str) -> ManifestData:
         desc = self.resolve(identifier)

@@ -88,6 +88,26 @@ def _count_request(request: httpx.Request) -> None:
         stats.add(requests=1)
 
 
+LIMIT_HINT = "raise it with the matching OMSIGN_MAX_* variable if this is expected"
+
+
+def read_bounded(resp: httpx.Response, limit: int, what: str, hint: str = LIMIT_HINT) -> bytes:
+    """A response body, refused (from its Content-Length, then while reading) past ``limit``
+    bytes, so a hostile registry cannot fill memory; the response is closed either way."""
+    try:
+        length = resp.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise LimitError(f"{what} is {int(length)} bytes, over the limit of {limit}", hint=hint)
+        data = bytearray()
+        for piece in resp.iter_bytes():
+            data += piece
+            if len(data) > limit:
+                raise LimitError(f"{what} is over the limit of {limit} bytes", hint=hint)
+        return bytes(data)
+    finally:
+        resp.close()
+
+
 class RegistrySession:
     """A registry host: base URL, client and auth state shared by its repositories."""
 
@@ -102,6 +122,7 @@ class RegistrySession:
             registry,
             username=options.username,
             password=options.password,
+            credentials_source=options.credentials_source,
             docker_config=options.docker_config,
         )
         self.client = build_client(
@@ -302,22 +323,6 @@ class RepositoryClient:
 
     def read_limited(self, resp: httpx.Response, limit: int, what: str) -> bytes:
         """Read a response body, refusing (before and while reading) anything over ``limit``."""
-        try:
-            length = resp.headers.get("content-length")
-            if length is not None and length.isdigit() and int(length) > limit:
-                raise LimitError(
-                    f"{what} is {int(length)} bytes, over the limit of {limit}",
-                    hint="raise it with the matching OMSIGN_MAX_* variable if this is expected",
-                )
-            data = bytearray()
-            for piece in resp.iter_bytes():
-                data += piece
-                if len(data) > limit:
-                    raise LimitError(
-                        f"{what} is over the limit of {limit} bytes",
-                        hint="raise it with the matching OMSIGN_MAX_* variable if this is expected",
-                    )
-            self.stats.add(downloaded_bytes=len(data))
-            return bytes(data)
-        finally:
-            resp.close()
+        data = read_bounded(resp, limit, what)
+        self.stats.add(downloaded_bytes=len(data))
+        return data

@@ -22,8 +22,9 @@ from ..digest import CHUNK, new_hasher
 from ..errors import InputError, RegistryError
 from ..oci.descriptor import Descriptor
 from ..oci.mediatypes import OCTET_STREAM
+from ..progress import HighWater, Progress
 from .auth import repository_scope
-from .base import BlobSource, Progress
+from .base import BlobSource
 from .session import AuthRefreshed, RepositoryClient
 from .transport import RETRY_STATUSES, describe_transport_error
 
@@ -186,17 +187,18 @@ def _push_monolithic(repo: RepositoryClient, source: BlobSource, progress: Progr
 def _push_chunked(repo: RepositoryClient, source: BlobSource, progress: Progress | None) -> Descriptor:
     algorithm = source.digest.split(":", 1)[0] if source.digest else "sha256"
     last: Exception | None = None
+    mark = HighWater(progress)  # shared by both rounds: a restarted session re-sends from 0
     for _round in range(2):
         location, min_chunk = _start_upload(repo)
         try:
-            return _ChunkedUpload(repo, source, location, min_chunk, algorithm, progress).run()
+            return _ChunkedUpload(repo, source, location, min_chunk, algorithm, mark).run()
         except UploadLost as exc:
             last = exc
             with contextlib.suppress(RegistryError, httpx.HTTPError):
                 repo.send("DELETE", location, scopes=repo.push_scopes).close()
     raise RegistryError(
         f"{repo.host} refused to resume the upload of {source.path} twice ({last})",
-        hint="try again; if it keeps failing lower --chunk-size or check a proxy in between",
+        hint="try again; if it keeps failing, check for a proxy in between that cuts long uploads",
     )
 
 
@@ -210,21 +212,23 @@ class _ChunkedUpload:
         location: str,
         min_chunk: int,
         algorithm: str,
-        progress: Progress | None,
+        mark: HighWater,
     ) -> None:
         self.repo = repo
         self.source = source
         self.location = location
         self.chunk = max(repo.options.chunk_size, min_chunk, 1)
         self.algorithm = algorithm
-        self.progress = progress
+        self.mark = mark
         self.buf = bytearray(min(CHUNK, max(self.chunk, 1)))
 
-    def _body(self, f: BinaryIO, hasher: Any, length: int, sent: list[int]) -> Iterator[bytes]:
+    def _body(self, f: BinaryIO, hasher: Any, offset: int, length: int, sent: list[int]) -> Iterator[bytes]:
         """Yield ``length`` bytes of ``f`` in large reads, hashing each before it goes out.
 
         The buffer is reused: the HTTP layer copies each piece into its send buffer before asking
-        for the next one, so no piece outlives its yield.
+        for the next one, so no piece outlives its yield. That request for the next piece is
+        also the moment a piece has been sent, so progress moves per piece (at most ``CHUNK``
+        bytes), not per chunk answered: a 64 MiB PATCH would otherwise freeze the bar.
         """
         view = memoryview(self.buf)
         remaining = length
@@ -237,6 +241,7 @@ class _ChunkedUpload:
             sent[0] += n
             remaining -= n
             yield piece  # type: ignore[misc]
+            self.mark.reach(offset + length - remaining)
 
     def _status(self) -> int:
         """Ask the registry where an interrupted upload stands; returns the bytes it holds."""
@@ -262,7 +267,7 @@ class _ChunkedUpload:
             "Content-Length": str(end - offset),
         }
         try:
-            body = self._body(f, hasher, end - offset, sent)
+            body = self._body(f, hasher, offset, end - offset, sent)
             resp = self.repo.send(
                 "PATCH", self.location, scopes=self.repo.push_scopes, headers=headers, content=body, replayable=False
             )
@@ -278,7 +283,7 @@ class _ChunkedUpload:
         repo, source, size = self.repo, self.source, self.source.size
         hasher = hashlib.new(self.algorithm)
         checkpoint: tuple[int, Any] = (0, hasher.copy())
-        offset = reported = failures = 0
+        offset = failures = 0
         shrunk = _changed(source, "got shorter while being read")
         with source.open() as f:
             while offset < size:
@@ -292,9 +297,7 @@ class _ChunkedUpload:
                             offset = end
                             checkpoint = (end, hasher.copy())
                             failures = 0
-                            if self.progress is not None and offset > reported:
-                                self.progress(offset - reported)
-                            reported = max(reported, offset)
+                            self.mark.reach(end)
                             continue
                         failure = f"registry holds {held} bytes after a chunk ending at {end}"
                     elif resp.status_code in (416, *RETRY_STATUSES):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
@@ -25,7 +24,10 @@ from cryptography.x509.verification import (
 )
 from cryptography.x509.verification import VerificationError as X509VerificationError
 
-from ..errors import InputError
+from ..signing.certfiles import parse_certificates
+from ..signing.certfiles import (
+    read_certificates as read_certificates,  # the verifier reads CA files the same way
+)
 from .regexp import re2_search
 from .rejection import CandidateRejected
 
@@ -35,28 +37,11 @@ _OTHERNAME_OID = ObjectIdentifier("1.3.6.1.4.1.57264.1.7")
 
 
 def load_certificates(data: bytes, what: str) -> list[x509.Certificate]:
-    """All certificates in a PEM bundle (or one DER certificate)."""
+    """All certificates in a PEM bundle (or one DER certificate) a signature carries."""
     try:
-        if b"-----BEGIN" in data:
-            return list(x509.load_pem_x509_certificates(data))
-        return [x509.load_der_x509_certificate(data)]
+        return parse_certificates(data)
     except ValueError as exc:
         raise CandidateRejected(f"{what} is not a valid certificate") from exc
-
-
-def read_certificates(path: str | Path, what: str) -> list[x509.Certificate]:
-    """Certificates from a file the user named (an ``InputError`` when unusable)."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read {what} {path}: {exc.strerror}") from exc
-    try:
-        certs = load_certificates(data, f"{what} {path}")
-    except CandidateRejected as exc:
-        raise InputError(str(exc)) from exc
-    if not certs:
-        raise InputError(f"{what} {path} holds no certificate")
-    return certs
 
 
 def _eku(cert: x509.Certificate) -> x509.ExtendedKeyUsage | None:

@@ -108,7 +108,7 @@ def _check_sct(cert: x509.Certificate, chain: list[x509.Certificate], root: Any,
         if ignore_sct:
             return
         raise CandidateRejected(
-            "certificate has no embedded SCT (certificates before 2022 lack one: pass --insecure-ignore-sct to accept them)"
+            "certificate has no embedded SCT (certificates before 2022 lack one; the API's ignore_sct=True accepts them)"
         ) from None
     try:
         verify_sct(cert, chain, root)

@@ -169,7 +169,7 @@ class IdentityPolicy(Policy):
                 except Exception as exc:  # TUF errors: network or metadata
                     raise InputError(
                         f"cannot refresh the Sigstore trust root over TUF: {exc}",
-                        hint="pass --offline to use the trust root embedded in sigstore-python, or --trusted-root FILE",
+                        hint="pass --offline to use the trust root embedded in sigstore-python, or --trust-config FILE",
                     ) from exc
                 self._root = config.trusted_root
         return self._root
