@@ -82,7 +82,7 @@ def gate_command(
         raise UsageError("--promote-to must differ from --quarantine", hint="or pass --no-promote")
     token = _token(token_file)
     host, port = parse_listen(listen)
-    from .cli import _store_options  # the registry flags mean what they mean everywhere
+    from .cli_app import _store_options  # the registry flags mean what they mean everywhere
 
     options = _store_options(reg)
     from .policyfile import load_policy
