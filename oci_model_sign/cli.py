@@ -163,7 +163,13 @@ def _exit(code: int) -> NoReturn:
 
 from .cli_audit import audit_command  # noqa: E402  (registered after the commands above)
 
-app.command("audit")(audit_command)
+command(
+    "audit",
+    example=(
+        "omsign audit registry.example.com --signed-by ci@example.com --between 2026-03-01T00:00:00Z 2026-03-08T00:00:00Z",
+        "omsign audit registry.example.com/models --policy policy.yaml --html audit.html",
+    ),
+)(audit_command)
 
 from .cli_gate import gate_command  # noqa: E402
 
