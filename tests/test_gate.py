@@ -52,11 +52,17 @@ class Hub:
         return GateServer(gate, "127.0.0.1", port)
 
     def restart_gate(self) -> None:
-        port = self.server.port
-        registry = self.server.gate.config.registry
+        self.stop_gate()
+        self.start_gate()
+
+    def stop_gate(self) -> None:
+        self._port = self.server.port
+        self._registry = self.server.gate.config.registry
         self.server.close()
-        self.server = self._gate(port)
-        self.server.gate.config.registry = registry
+
+    def start_gate(self) -> None:
+        self.server = self._gate(self._port)
+        self.server.gate.config.registry = self._registry
         self.server.start()
 
     @property
@@ -146,6 +152,16 @@ def test_results_survive_a_gate_restart(hub: Hub, tmp_path: Path) -> None:
     hub.restart_gate()
     row = hub.result("incoming/durable", digest)
     assert row["verdict"] == "rejected"
+
+
+def test_uploads_made_while_the_gate_is_down_are_checked_when_it_is_back(hub: Hub, tmp_path: Path) -> None:
+    """The registry keeps an event until an endpoint acknowledges it: nothing is lost."""
+    hub.stop_gate()
+    digest = _push(hub, tmp_path, "incoming/while-down")
+    time.sleep(1.0)  # the registry tries, fails, and backs off
+    hub.start_gate()
+    row = hub.result("incoming/while-down", digest, timeout=30)
+    assert row["verdict"] == "rejected" and row["tag"] == "v1"
 
 
 def test_resent_and_duplicate_events_change_nothing(hub: Hub, tmp_path: Path) -> None:
