@@ -104,7 +104,7 @@ def _earlier_attestations(store: Any, subject_digest: str, predicate_type: str, 
     the bundle's verification material are enough: they name what this command wrote before.
     """
     from .store.referrers import list_referrers
-    from .verify.attestation import referrer_bundle
+    from .verify.discover import referrer_bundle
 
     out: list[str] = []
     if signer is None:

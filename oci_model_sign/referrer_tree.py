@@ -115,8 +115,8 @@ def _statement_links(statement: dict[str, Any] | None) -> list[dict[str, Any]]:
 
 
 def _bundle_entry(store: Store, desc: Descriptor, source: str) -> TreeEntry:
-    from .verify.attestation import referrer_bundle
     from .verify.bundle import parse_bundle_record
+    from .verify.discover import referrer_bundle
 
     found = referrer_bundle(store, desc)
     if found is None:

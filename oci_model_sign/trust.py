@@ -25,7 +25,6 @@ from .limits import load_json
 from .oci.descriptor import Descriptor
 from .oci.mediatypes import (
     ANNOTATION_PREDICATE,
-    BUNDLE_MEDIA_PREFIX,
     MODEL_SIGNING_PREDICATE,
     SIMPLE_SIGNING_MEDIA_TYPE,
 )
@@ -33,6 +32,7 @@ from .policyfile import Authority, Decision, ScopePolicy, SignerInfo, TrustPolic
 from .reference import Reference, legacy_signature_tag, parse_reference
 from .store.base import Store, StoreOptions
 from .verify.admission import MODEL_ADMITTING_PREDICATES, admission_problem
+from .verify.discover import bundle_layer
 from .verify.result import CandidateResult, VerificationResult
 
 if TYPE_CHECKING:
@@ -183,22 +183,6 @@ def _not_applied(digest: str, why: _Scope) -> TrustOutcome:
 
 
 # -- discovery, once -----------------------------------------------------------------------------
-def _bundle_layer(store: Store, desc: Descriptor) -> tuple[Descriptor, dict[str, str]] | None:
-    data = store.get_manifest(desc.digest).data
-    value = load_json(data, max_bytes=store.limits.manifest_bytes, depth=store.limits.json_depth, what="referrer manifest")
-    if not isinstance(value, dict):
-        raise IntegrityError("referrer manifest is not a JSON object")
-    layers = value.get("layers")
-    if not isinstance(layers, list) or len(layers) != 1:
-        return None
-    layer = Descriptor.from_json(layers[0], what="referrer layer")
-    if not layer.media_type.startswith(BUNDLE_MEDIA_PREFIX):
-        return None
-    annotations = value.get("annotations")
-    ann = {k: v for k, v in annotations.items() if isinstance(v, str)} if isinstance(annotations, dict) else {}
-    return layer, ann
-
-
 def collect_candidates(store: Store, subject_digest: str) -> list[CandidateCheck]:
     """Every signature candidate of ``subject_digest``, each read once (never raises for one)."""
     from .audit.claims import parse_bundle_claim, parse_legacy_claim
@@ -209,7 +193,7 @@ def collect_candidates(store: Store, subject_digest: str) -> list[CandidateCheck
     for desc in list_referrers(store, subject_digest):
         source = f"referrer {desc.digest}"
         try:
-            found = _bundle_layer(store, desc)
+            found = bundle_layer(store, desc)
             if found is None:
                 continue  # not a signature (an SBOM or model card stored as plain JSON)
             layer, manifest_ann = found

@@ -27,7 +27,6 @@ from ..limits import load_json
 from ..oci.descriptor import Descriptor, ManifestData
 from ..oci.mediatypes import (
     ANNOTATION_PREDICATE,
-    BUNDLE_MEDIA_PREFIX,
     SIMPLE_SIGNING_MEDIA_TYPE,
 )
 from ..policyfile import Authority, Decision, ScopePolicy, TrustPolicy
@@ -36,6 +35,7 @@ from ..store.base import StoreOptions
 from ..store.registry import RegistryStore
 from ..store.session import RegistrySession
 from ..trust import PolicyCache, judge
+from ..verify.discover import bundle_layer
 from .catalog import list_repositories
 from .claims import SignatureClaim, parse_bundle_claim, parse_legacy_claim
 
@@ -211,22 +211,6 @@ def parse_targets(targets: Iterable[str]) -> dict[str, list[Reference] | None]:
 
 
 # -- the walk ---------------------------------------------------------------------------------
-def _bundle_layer(store: Any, desc: Descriptor) -> tuple[Descriptor, dict[str, str]] | None:
-    data = store.get_manifest(desc.digest).data
-    value = load_json(data, max_bytes=store.limits.manifest_bytes, depth=store.limits.json_depth, what="referrer manifest")
-    if not isinstance(value, dict):
-        raise IntegrityError("referrer manifest is not a JSON object")
-    layers = value.get("layers")
-    annotations = value.get("annotations")
-    ann = {k: v for k, v in annotations.items() if isinstance(v, str)} if isinstance(annotations, dict) else {}
-    if not isinstance(layers, list) or len(layers) != 1:
-        return None
-    layer = Descriptor.from_json(layers[0], what="referrer layer")
-    if not layer.media_type.startswith(BUNDLE_MEDIA_PREFIX):
-        return None
-    return layer, ann
-
-
 def _collect_claims(store: Any, subject: str, model: ModelAudit) -> None:
     from ..store.referrers import list_referrers
 
@@ -235,7 +219,7 @@ def _collect_claims(store: Any, subject: str, model: ModelAudit) -> None:
         ann = dict(desc.annotations or {})
         source = f"referrer {desc.digest}"
         try:
-            found = _bundle_layer(store, desc)
+            found = bundle_layer(store, desc)
         except (IntegrityError, LimitError, NotFoundError) as exc:
             model.signatures.append(SignatureClaim(source=source, format="bundle", error=exc.one_line()))
             continue

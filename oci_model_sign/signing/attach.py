@@ -48,9 +48,9 @@ def attach_bundles(store: Store, subject: Descriptor, bundles: list[tuple[bytes,
     return attach_referrers(store, manifests)
 
 
-def read_legacy_layers(store: Store, subject_digest: str) -> list[LegacyLayer]:
-    """The signatures already under ``sha256-<hex>.sig`` ([] when the tag does not exist)."""
-    tag = legacy_signature_tag(subject_digest)
+def read_legacy_layers(store: Store, subject_digest: str, suffix: str = "sig") -> list[LegacyLayer]:
+    """The layers already under ``sha256-<hex>.sig`` (or ``.att``; [] when the tag does not exist)."""
+    tag = legacy_signature_tag(subject_digest, suffix)
     try:
         data = store.get_manifest(tag).data
     except NotFoundError:

@@ -22,9 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from ..digest import sha256_digest
-from ..errors import InputError, IntegrityError, NotFoundError, RegistryError
-from ..limits import load_json
-from ..oci.descriptor import Descriptor
+from ..errors import InputError, RegistryError
 from ..oci.manifest import LegacyLayer, legacy_manifest
 from ..oci.mediatypes import (
     ANNOTATION_BUNDLE,
@@ -35,6 +33,7 @@ from ..oci.mediatypes import (
 )
 from ..reference import legacy_signature_tag
 from ..store.base import BlobSource, Store
+from .attach import read_legacy_layers
 
 DSSE_ENVELOPE_MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"
 LEGACY_PREDICATE_ANNOTATION = "predicateType"
@@ -102,21 +101,6 @@ def attestation_tag(subject_digest: str) -> str:
     return legacy_signature_tag(subject_digest, "att")
 
 
-def _read_layers(store: Store, tag: str) -> list[LegacyLayer]:
-    try:
-        data = store.get_manifest(tag).data
-    except NotFoundError:
-        return []
-    value = load_json(data, max_bytes=store.limits.manifest_bytes, depth=store.limits.json_depth, what=f"{tag} manifest")
-    if not isinstance(value, dict) or not isinstance(value.get("layers"), list):
-        raise IntegrityError(f"the existing {tag} manifest is not an image manifest")
-    out: list[LegacyLayer] = []
-    for i, raw in enumerate(value["layers"]):
-        desc = Descriptor.from_json(raw, what=f"{tag} layer {i}")
-        out.append(LegacyLayer(desc.digest, desc.size, desc.media_type, dict(desc.annotations or {})))
-    return out
-
-
 def attach_legacy_attestation(
     store: Store,
     subject_digest: str,
@@ -136,7 +120,7 @@ def attach_legacy_attestation(
     new = LegacyLayer(sha256_digest(envelope), len(envelope), DSSE_ENVELOPE_MEDIA_TYPE, dict(annotations))
     store.push_blob(BlobSource(size=len(envelope), data=envelope, digest=new.digest))
     for attempt in range(attempts):
-        current = _read_layers(store, tag)
+        current = read_legacy_layers(store, subject_digest, "att")
         kept = [
             x for x in current
             if not (replace and x.annotations.get(LEGACY_PREDICATE_ANNOTATION) == ptype and x.digest != new.digest)
@@ -153,7 +137,7 @@ def attach_legacy_attestation(
         store.push_blob(BlobSource(size=len(config), data=config, digest=sha256_digest(config)))
         store.put_manifest(manifest_bytes, OCI_MANIFEST, tag=tag)
         time.sleep(random.uniform(0.005, 0.02))
-        after = _read_layers(store, tag)
+        after = read_legacy_layers(store, subject_digest, "att")
         if any(x.digest == new.digest for x in after):
             return sha256_digest(manifest_bytes), replaced
         time.sleep(random.uniform(0.02, 0.1) * (attempt + 1))

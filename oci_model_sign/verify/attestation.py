@@ -30,7 +30,6 @@ from ..errors import (
 from ..limits import default_limits, load_json
 from ..oci.descriptor import Descriptor
 from ..oci.mediatypes import (
-    BUNDLE_MEDIA_PREFIX,
     COSIGN_SIGN_PREDICATE,
     IN_TOTO_PAYLOAD_TYPE,
     IN_TOTO_STATEMENT_TYPES,
@@ -45,6 +44,7 @@ from ..store.base import Store
 from ..store.referrers import list_referrers
 from .bundle import verify_envelope
 from .certs import verify_chain
+from .discover import referrer_bundle
 from .legacy import _certificates, _check_sct, _tlog_time
 from .policy import (
     CertificateChainPolicy,
@@ -319,22 +319,6 @@ def check_legacy_attestation(
     except Exception as exc:  # defensive
         reason = f"unexpected error checking this attestation: {type(exc).__name__}: {exc}"
         return AttestationCandidate(CandidateResult(source, False, reason, signer, claimed, kind="legacy"), None, "legacy")
-
-
-def referrer_bundle(store: Store, desc: Descriptor) -> tuple[Descriptor, dict[str, Any]] | None:
-    """(bundle layer, manifest) of a referrer that holds exactly one Sigstore bundle, else None."""
-    data = store.get_manifest(desc.digest).data
-    limits = store.limits
-    value = load_json(data, max_bytes=limits.manifest_bytes, depth=limits.json_depth, what="referrer manifest")
-    if not isinstance(value, dict):
-        raise IntegrityError("referrer manifest is not a JSON object")
-    layers = value.get("layers")
-    if not isinstance(layers, list) or len(layers) != 1:
-        return None
-    layer = Descriptor.from_json(layers[0], what="referrer layer")
-    if not layer.media_type.startswith(BUNDLE_MEDIA_PREFIX):
-        return None
-    return layer, value
 
 
 def legacy_attestation_layers(store: Store, subject_digest: str) -> list[Descriptor] | None:

@@ -15,7 +15,7 @@ but a model admitted only by it then carries a note: cosign would not have looke
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, IntegrityError, LimitError, NotFoundError, OmsignError
 from ..limits import load_json
@@ -49,8 +49,12 @@ class Discovery:
     model_signing_bundle: bytes | None = None
 
 
-def _bundle_layer(store: Store, desc: Descriptor) -> tuple[Descriptor, dict[str, str]] | None:
-    """The single bundle layer of a referrer manifest, or None when it is something else."""
+def referrer_bundle(store: Store, desc: Descriptor) -> tuple[Descriptor, dict[str, Any]] | None:
+    """(bundle layer, manifest) of a referrer holding exactly one Sigstore bundle, else None.
+
+    The one reader of referrer manifests: verification, the trust policy, attestations, the
+    audit and ``tree`` all look at a referrer through it, so they agree on what a bundle is.
+    """
     data = store.get_manifest(desc.digest).data
     value = load_json(
         data, max_bytes=store.limits.manifest_bytes, depth=store.limits.json_depth, what="referrer manifest"
@@ -63,8 +67,18 @@ def _bundle_layer(store: Store, desc: Descriptor) -> tuple[Descriptor, dict[str,
     layer = Descriptor.from_json(layers[0], what="referrer layer")
     if not layer.media_type.startswith(BUNDLE_MEDIA_PREFIX):
         return None
-    annotations = value.get("annotations")
-    return layer, annotations if isinstance(annotations, dict) else {}
+    return layer, value
+
+
+def bundle_layer(store: Store, desc: Descriptor) -> tuple[Descriptor, dict[str, str]] | None:
+    """The single bundle layer of a referrer manifest and its string annotations, or None."""
+    found = referrer_bundle(store, desc)
+    if found is None:
+        return None
+    layer, manifest = found
+    annotations = manifest.get("annotations")
+    ann = {k: v for k, v in annotations.items() if isinstance(v, str)} if isinstance(annotations, dict) else {}
+    return layer, ann
 
 
 def discover(
@@ -83,7 +97,7 @@ def discover(
     for ref_desc in list_referrers(store, subject.digest):
         source = f"referrer {ref_desc.digest}"
         try:
-            found = _bundle_layer(store, ref_desc)
+            found = bundle_layer(store, ref_desc)
             if found is None:
                 continue  # another kind of referrer (SBOM, model card...): not a signature
             layer, annotations = found
