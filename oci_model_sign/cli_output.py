@@ -13,6 +13,8 @@ import re
 import sys
 from typing import Any, TextIO
 
+from .oci.mediatypes import ANNOTATION_PREDICATE
+
 SCHEMA_VERSION = 1
 
 # Keys whose values are data, not omsign's own structure: never renamed.
@@ -81,7 +83,7 @@ def inspect_lines(result: Any) -> list[str]:
             [
                 r["digest"],
                 r["artifactType"] or "",
-                (r.get("annotations") or {}).get("dev.sigstore.bundle.predicateType", ""),
+                (r.get("annotations") or {}).get(ANNOTATION_PREDICATE, ""),
             ]
             for r in result.referrers
         ]
@@ -112,7 +114,7 @@ def print_inspect_table(result: Any) -> None:
             refs.add_row(
                 r["digest"][:19] + "…",
                 Text(r["artifactType"] or ""),
-                Text((r.get("annotations") or {}).get("dev.sigstore.bundle.predicateType", "")),
+                Text((r.get("annotations") or {}).get(ANNOTATION_PREDICATE, "")),
             )
         console.print(refs)
     else:

@@ -30,7 +30,7 @@ from .errors import IntegrityError, LimitError, NotFoundError, RegistryError
 from .limits import load_json
 from .oci.descriptor import Descriptor, ManifestData
 from .oci.manifest import LegacyLayer, legacy_manifest
-from .oci.mediatypes import ANNOTATION_SIGNATURE, OCI_INDEX
+from .oci.mediatypes import ANNOTATION_SIGNATURE, ANNOTATION_TITLE, OCI_INDEX
 from .progress import NullReporter, Reporter
 from .reference import legacy_signature_tag
 from .store.base import BlobSource, Store
@@ -273,7 +273,7 @@ def copy_graph(
     reporter.set_total(sum(d.size for d in blobs.values()))
 
     def copy_blob(desc: Descriptor) -> None:
-        title = (desc.annotations or {}).get("org.opencontainers.image.title")
+        title = (desc.annotations or {}).get(ANNOTATION_TITLE)
         progress = reporter.task(title or desc.digest[7:19], desc.size)
         try:
             if dst.blob_exists(desc.digest):

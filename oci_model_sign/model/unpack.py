@@ -270,8 +270,6 @@ def parse_model_manifest(data: bytes, limits: Limits, *, config: bytes | None = 
     return ModelManifest(fmt, artifact_type, config_desc, files, dict(annotations), skipped)
 
 
-IMAGE_CONFIG_TYPES = ("application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json")
-IMAGE_LAYER_PREFIXES = ("application/vnd.oci.image.layer.", "application/vnd.docker.image.rootfs.")
 
 
 def parse_pulled_model(data: bytes, limits: Limits, *, what: str) -> ModelManifest:
@@ -303,8 +301,8 @@ def _describe_non_model(value: Any, model: ModelManifest) -> str:
     manifest_type = value.get("mediaType", OCI_MANIFEST) if isinstance(value, dict) else OCI_MANIFEST
     layer_types = sorted({d.media_type for d in model.skipped})
     listed = ", ".join(layer_types[:3]) + (", …" if len(layer_types) > 3 else "")
-    if model.config.media_type in IMAGE_CONFIG_TYPES or (
-        layer_types and all(t.startswith(IMAGE_LAYER_PREFIXES) for t in layer_types)
+    if model.config.media_type in mt.IMAGE_CONFIG_TYPES or (
+        layer_types and all(t.startswith(mt.IMAGE_LAYER_PREFIXES) for t in layer_types)
     ):
         return f"a container image ({manifest_type} with {listed or 'no'} layers)"
     kind = model.artifact_type or model.config.media_type

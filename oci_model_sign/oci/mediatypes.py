@@ -23,6 +23,10 @@ OCTET_STREAM = "application/octet-stream"
 OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
 OCI_LAYER_TAR_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 OCI_LAYER_TAR_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+DOCKER_CONTAINER_CONFIG = "application/vnd.docker.container.image.v1+json"
+# What a container image (not a model) is made of: its config types and layer type prefixes.
+IMAGE_CONFIG_TYPES = (OCI_CONFIG, DOCKER_CONTAINER_CONFIG)
+IMAGE_LAYER_PREFIXES = ("application/vnd.oci.image.layer.", "application/vnd.docker.image.rootfs.")
 ANNOTATION_TITLE = "org.opencontainers.image.title"
 ANNOTATION_CREATED = "org.opencontainers.image.created"
 ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
@@ -107,6 +111,7 @@ ANNOTATION_BUNDLE = "dev.sigstore.cosign/bundle"
 
 # -- in-toto statements and their predicate types ----------------------------------------------
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
+DSSE_ENVELOPE_MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"  # a legacy .att layer
 IN_TOTO_STATEMENT_V1 = "https://in-toto.io/Statement/v1"
 IN_TOTO_STATEMENT_V01 = "https://in-toto.io/Statement/v0.1"
 IN_TOTO_STATEMENT_TYPES = (IN_TOTO_STATEMENT_V01, IN_TOTO_STATEMENT_V1)

@@ -29,13 +29,13 @@ from ..oci.mediatypes import (
     ANNOTATION_CERTIFICATE,
     ANNOTATION_CHAIN,
     ANNOTATION_SIGNATURE,
+    DSSE_ENVELOPE_MEDIA_TYPE,
     OCI_MANIFEST,
 )
 from ..reference import legacy_signature_tag
 from ..store.base import BlobSource, Store
 from .attach import read_legacy_layers
 
-DSSE_ENVELOPE_MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"
 LEGACY_PREDICATE_ANNOTATION = "predicateType"
 
 

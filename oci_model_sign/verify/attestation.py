@@ -31,6 +31,7 @@ from ..limits import default_limits, load_json
 from ..oci.descriptor import Descriptor
 from ..oci.mediatypes import (
     COSIGN_SIGN_PREDICATE,
+    DSSE_ENVELOPE_MEDIA_TYPE,
     IN_TOTO_PAYLOAD_TYPE,
     IN_TOTO_STATEMENT_TYPES,
     MODEL_SIGNING_PREDICATE,
@@ -56,7 +57,6 @@ from .policy import (
 from .rejection import CandidateRejected
 from .result import CandidateResult
 
-DSSE_ENVELOPE_MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"
 """cosign's legacy attestation layer (``types.DssePayloadType``)."""
 LEGACY_PREDICATE_ANNOTATION = "predicateType"
 

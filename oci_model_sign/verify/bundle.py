@@ -29,6 +29,7 @@ from cryptography import x509
 from ..errors import OmsignError
 from ..limits import default_limits, load_json
 from ..oci.mediatypes import (
+    BUNDLE_MEDIA_PREFIX,
     BUNDLE_MEDIA_TYPES,
     IN_TOTO_PAYLOAD_TYPE,
     IN_TOTO_STATEMENT_TYPES,
@@ -97,7 +98,7 @@ def _parse_bundle(bundle_bytes: bytes) -> Any:
         raise CandidateRejected("bundle is not a JSON object")
     media_type = doc.get("mediaType")
     if media_type not in BUNDLE_MEDIA_TYPES:
-        if isinstance(media_type, str) and media_type.startswith("application/vnd.dev.sigstore.bundle"):
+        if isinstance(media_type, str) and media_type.startswith(BUNDLE_MEDIA_PREFIX):
             raise CandidateRejected(f"bundle format {media_type} is too old: v0.3 is required (as cosign requires)")
         raise CandidateRejected(f"not a Sigstore bundle (mediaType {str(media_type)[:80]!r})")
     vm = doc.get("verificationMaterial")
