@@ -15,9 +15,11 @@ processes, another user, a timeout that must kill) use ``run_cli_subprocess`` or
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -331,3 +333,18 @@ def sign(ref: str, key: Path, *extra: str) -> CliResult:
 
 def verify_args(pub: Path) -> list[str]:
     return ["--key", str(pub), "--insecure-ignore-tlog"]
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(mnt: Path, size: str) -> Iterator[Path]:
+    """A fresh tmpfs of ``size`` mounted at ``mnt`` (root only; the test skips elsewhere)."""
+    mnt.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root")
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)

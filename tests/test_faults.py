@@ -13,7 +13,6 @@ Blobs are a few MB, chunk sizes are lowered through ``StoreOptions`` and backoff
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -34,6 +33,7 @@ from tests.helpers import (
     assert_ok,
     assert_untouched,
     make_model,
+    mounted_tmpfs,
     prefilled_dest,
     run_cli,
     snapshot,
@@ -362,17 +362,8 @@ def test_two_processes_pushing_and_signing_the_same_model_both_succeed(
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 2 MiB tmpfs (root only); skipped where mounting is not allowed."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a tmpfs needs root")
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "small", "2m") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
 def test_disk_filling_during_pull_fails_cleanly_and_dest_is_unchanged(

@@ -12,7 +12,6 @@ import gzip
 import io
 import json
 import os
-import shutil
 import signal
 import subprocess
 import tarfile
@@ -34,6 +33,7 @@ from tests.helpers import (
     assert_ok,
     assert_untouched,
     make_model,
+    mounted_tmpfs,
     prefilled_dest,
     run_cli,
     sha256,
@@ -147,17 +147,8 @@ def test_pull_into_the_empty_current_folder_fills_it_in_place(
 @pytest.fixture
 def volume(tmp_path: Path) -> Iterator[Path]:
     """An empty 16 MiB tmpfs mounted at DEST, as a container volume is (root only)."""
-    mnt = tmp_path / "volume"
-    mnt.mkdir()
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a tmpfs needs root")
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "volume", "16m") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
 def test_pull_into_an_empty_mount_point_fills_it_in_place(repo: str, tmp_path: Path, volume: Path) -> None:
