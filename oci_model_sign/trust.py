@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import IntegrityError, LimitError, NotFoundError, OmsignError, VerificationError
-from .limits import load_json
 from .oci.descriptor import Descriptor
 from .oci.mediatypes import (
     ANNOTATION_PREDICATE,
@@ -32,7 +31,7 @@ from .policyfile import Authority, Decision, ScopePolicy, SignerInfo, TrustPolic
 from .reference import Reference, legacy_signature_tag, parse_reference
 from .store.base import Store, StoreOptions
 from .verify.admission import MODEL_ADMITTING_PREDICATES, admission_problem
-from .verify.discover import bundle_layer
+from .verify.discover import bundle_layer, legacy_layers
 from .verify.result import CandidateResult, VerificationResult
 
 if TYPE_CHECKING:
@@ -210,12 +209,7 @@ def collect_candidates(store: Store, subject_digest: str) -> list[CandidateCheck
     except NotFoundError:
         return out
     try:
-        value = load_json(sig_manifest, max_bytes=limits.manifest_bytes, depth=limits.json_depth, what=f"{tag} manifest")
-        layers = value.get("layers") if isinstance(value, dict) else None
-        if not isinstance(layers, list):
-            raise IntegrityError(f"{tag} is not an image manifest")
-        if len(layers) > limits.referrers:
-            raise LimitError(f"{tag} holds {len(layers)} signatures, over the limit of {limits.referrers}")
+        layers = legacy_layers(sig_manifest, limits, tag)
     except (IntegrityError, LimitError) as exc:
         out.append(CandidateCheck(tag, "broken", error=exc.one_line()))
         return out

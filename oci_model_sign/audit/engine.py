@@ -35,7 +35,7 @@ from ..store.base import StoreOptions
 from ..store.registry import RegistryStore
 from ..store.session import RegistrySession
 from ..trust import PolicyCache, judge
-from ..verify.discover import bundle_layer
+from ..verify.discover import bundle_layer, legacy_layers
 from .catalog import list_repositories
 from .claims import SignatureClaim, parse_bundle_claim, parse_legacy_claim
 
@@ -241,12 +241,7 @@ def _collect_claims(store: Any, subject: str, model: ModelAudit) -> None:
     except NotFoundError:
         return
     try:
-        value = load_json(data, max_bytes=limits.manifest_bytes, depth=limits.json_depth, what=f"{tag} manifest")
-        layers = value.get("layers") if isinstance(value, dict) else None
-        if not isinstance(layers, list):
-            raise IntegrityError(f"{tag} is not an image manifest")
-        if len(layers) > limits.referrers:
-            raise LimitError(f"{tag} holds {len(layers)} signatures, over the limit of {limits.referrers}")
+        layers = legacy_layers(data, limits, tag)
         for i, raw in enumerate(layers):
             layer = Descriptor.from_json(raw, what=f"{tag} layer {i}")
             if layer.media_type == SIMPLE_SIGNING_MEDIA_TYPE:

@@ -45,7 +45,7 @@ from ..store.base import Store
 from ..store.referrers import list_referrers
 from .bundle import verify_envelope
 from .certs import verify_chain
-from .discover import referrer_bundle
+from .discover import legacy_layers, referrer_bundle
 from .legacy import _certificates, _check_sct, _tlog_time
 from .policy import (
     CertificateChainPolicy,
@@ -328,13 +328,7 @@ def legacy_attestation_layers(store: Store, subject_digest: str) -> list[Descrip
         data = store.get_manifest(tag).data
     except NotFoundError:
         return None
-    limits = store.limits
-    value = load_json(data, max_bytes=limits.manifest_bytes, depth=limits.json_depth, what=f"{tag} manifest")
-    layers = value.get("layers") if isinstance(value, dict) else None
-    if not isinstance(layers, list):
-        raise IntegrityError(f"{tag} is not an image manifest")
-    if len(layers) > limits.referrers:
-        raise LimitError(f"{tag} holds {len(layers)} attestations, over the limit of {limits.referrers}")
+    layers = legacy_layers(data, store.limits, tag, "attestations")
     return [Descriptor.from_json(raw, what=f"{tag} layer {i}") for i, raw in enumerate(layers)]
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, IntegrityError, LimitError, NotFoundError, OmsignError
-from ..limits import load_json
+from ..limits import Limits, load_json
 from ..oci.descriptor import Descriptor
 from ..oci.mediatypes import (
     ANNOTATION_PREDICATE,
@@ -163,18 +163,29 @@ def model_sig_placement(model: ModelManifest, include: list[str] | None) -> str 
     return None
 
 
+def legacy_layers(data: bytes, limits: Limits, tag: str, kind: str = "signatures") -> list[Any]:
+    """The layer entries of a cosign ``.sig``/``.att`` manifest, bounded by ``limits.referrers``.
+
+    The one reader of legacy tag manifests for verification, attestations, the trust policy and
+    the audit; raises ``IntegrityError`` for what is not an image manifest, ``LimitError``
+    above the bound.
+    """
+    value = load_json(data, max_bytes=limits.manifest_bytes, depth=limits.json_depth, what=f"{tag} manifest")
+    layers = value.get("layers") if isinstance(value, dict) else None
+    if not isinstance(layers, list):
+        raise IntegrityError(f"{tag} is not an image manifest")
+    if len(layers) > limits.referrers:
+        raise LimitError(f"{tag} holds {len(layers)} {kind}, over the limit of {limits.referrers}")
+    return layers
+
+
 def _legacy_candidates(
     store: Store, data: bytes, subject: Descriptor, policy: Policy, tag: str
 ) -> list[CandidateResult]:
     limits = store.limits
     out: list[CandidateResult] = []
     try:
-        value = load_json(data, max_bytes=limits.manifest_bytes, depth=limits.json_depth, what=f"{tag} manifest")
-        layers = value.get("layers") if isinstance(value, dict) else None
-        if not isinstance(layers, list):
-            raise IntegrityError(f"{tag} is not an image manifest")
-        if len(layers) > limits.referrers:
-            raise LimitError(f"{tag} holds {len(layers)} signatures, over the limit of {limits.referrers}")
+        layers = legacy_layers(data, limits, tag)
     except (IntegrityError, LimitError) as exc:
         return [CandidateResult(source=tag, ok=False, reason=exc.one_line())]
     for i, raw in enumerate(layers):
