@@ -20,6 +20,7 @@ from . import __version__
 from .cli_options import (
     LocalPolicyArgs,
     PackArgs,
+    PolicyArgs,
     RegistryArgs,
     SignerArgs,
     grouped,
@@ -219,6 +220,14 @@ def _policy_from(args: LocalPolicyArgs, *, ignore_tlog: bool, annotations: dict[
         args.certificate_oidc_issuer_regexp, args.certificate_chain, args.ca_roots, ignore_tlog,
         args.offline, args.trust_config, args.staging, annotations,
     )
+
+
+def _flag_policy(args: PolicyArgs, *, always: bool = False) -> Any:
+    """The policy cosign-style flags describe, or None when none was given (then the policy
+    file decides); ``always`` builds it regardless (a "no policy" usage error included)."""
+    if not (always or args.given()):
+        return None
+    return _policy_from(args, ignore_tlog=args.insecure_ignore_tlog, annotations=_annotations(args.annotation))
 
 
 def _pack_options(args: PackArgs) -> Any:

@@ -9,8 +9,7 @@ import typer
 
 from .cli_app import (
     REQUIRE_ATTESTATION_HELP,
-    _annotations,
-    _policy_from,
+    _flag_policy,
     _reporter,
     _requirements,
     _store_options,
@@ -96,12 +95,7 @@ def copy(
     src_options = _with_creds(options, src_creds, "--src-creds")
     dst_options = _with_creds(options, dest_creds, "--dest-creds")
     requirements = _requirements(require_attestation)
-    policy = None
-    if policy_args.given():  # cosign-style flags take precedence over the policy file
-        policy = _policy_from(
-            policy_args, ignore_tlog=policy_args.insecure_ignore_tlog,
-            annotations=_annotations(policy_args.annotation),
-        )
+    policy = _flag_policy(policy_args)  # cosign-style flags take precedence over the policy file
     target = parse_reference(destination)
     if not _explicit_tag(destination):
         target = dataclasses.replace(target, tag=None)  # the source's tag, if it has one

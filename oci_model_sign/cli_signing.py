@@ -12,6 +12,7 @@ import typer
 from . import api
 from .cli_app import (
     _annotations,
+    _flag_policy,
     _password_for_key,
     _policy_from,
     _say_trust,
@@ -102,11 +103,8 @@ def verify(
 ) -> None:
     """Check that a model carries a signature satisfying the policy (no model download)."""
     options = _store_options(reg)
-    policy = None
-    if policy_args.given() or policy_args.policy_file == "none":  # flags take precedence over the policy file
-        policy = _policy_from(
-            policy_args, ignore_tlog=policy_args.insecure_ignore_tlog, annotations=_annotations(policy_args.annotation)
-        )
+    # flags take precedence over the policy file; with "--policy none" they are all there is
+    policy = _flag_policy(policy_args, always=policy_args.policy_file == "none")
     result, trust = api.verify_with_trust(reference, policy, options=options, policy_file=policy_args.policy_file)
     if out.json_out:
         doc = result.to_dict()

@@ -14,8 +14,8 @@ from .cli_app import (
     REQUIRE_ATTESTATION_HELP,
     RUN,
     _annotations,
+    _flag_policy,
     _pack_options,
-    _policy_from,
     _reporter,
     _requirements,
     _say_trust,
@@ -198,12 +198,7 @@ def pull(
     """Pull a model; every layer is checked against its digest before files are placed."""
     options = _store_options(reg, transfer.concurrency)
     requirements = _requirements(require_attestation)
-    policy = None
-    if policy_args.given():  # cosign-style flags take precedence over the policy file
-        policy = _policy_from(
-            policy_args, ignore_tlog=policy_args.insecure_ignore_tlog,
-            annotations=_annotations(policy_args.annotation),
-        )
+    policy = _flag_policy(policy_args)  # cosign-style flags take precedence over the policy file
     if cache:
         _pull_cache(reference, dest, include, force, policy, policy_args.policy_file, options, transfer, out)
         return
